@@ -2,12 +2,16 @@
 
     python benchmarks/sample_efficiency_seg.py --quick   # 24 runs, ~10 min on this 2-core machine
     python benchmarks/sample_efficiency_seg.py           # full: 48 runs of 300 iters, ~30 min
+    python benchmarks/sample_efficiency_seg.py --recipe deep --out-dir work_dirs/study_deep \
+        --lr head-only=0.5 vpt-deep=0.5 vapt=0.5 full-ft=0.005   # 8-block ViT, ~30 min
 
 Every run is an mmengine ``Runner`` built from ``configs/study/<method>.py``
 (the same path as ``tools/train.py``, ``--data-fraction`` included) on the
 tiny ViT pretrained on the generated source task (``tools/pretrain_tiny_vit.py``,
 cached) and the generated ADE20K-layout target set (``tools/make_demo_ade20k.py``,
-fixed seed 0; the first call pretrains the ViT, ~6 min). The val mIoU after the last
+seed 0 unless ``--data-seed``; the first call pretrains the ViT, ~6 min). ``--lr`` sets a
+method's base lr (chosen with ``select_lr_seg.py`` on another draw of the target set),
+else the config's 2.5e-2 is used. The val mIoU after the last
 iteration is reported; finished
 runs are kept in ``OUT/runs/*/result.json`` and not trained again.
 Writes ``OUT/table.md``, ``OUT/plot.png`` and ``OUT/rows.json``
@@ -21,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import DictAction
@@ -45,13 +49,16 @@ PRESETS = {
 }
 
 
-def make_target_data(root: Path, train: int, val: int) -> None:
-    """The generated target set (seed 0), made once per (train, val) size."""
+def make_target_data(root: Path, train: int, val: int, seed: int = 0,
+                     context_swap: bool = False) -> None:
+    """The generated target set (generator seed ``seed``; ``--context-swap`` labels with
+    ``context_swap``), made once per size and seed."""
     if len(list((root / 'annotations' / 'validation').glob('*.png'))) == val and \
             len(list((root / 'annotations' / 'training').glob('*.png'))) == train:
         return
     subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_demo_ade20k.py'), str(root),
-                    '--train', str(train), '--val', str(val)], check=True)
+                    '--train', str(train), '--val', str(val), '--seed', str(seed),
+                    *(['--context-swap'] if context_swap else [])], check=True)
 
 
 def mmseg_weights(timm_file: Path, folder: Path) -> Path:
@@ -77,10 +84,21 @@ def geometry_options(weights: Path, method: str) -> dict:
 
 def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path,
             weights: Path, work_dir: Path, extra: Optional[dict] = None) -> dict:
-    """Train one configuration (or reuse its result) and return its study row."""
+    """Train one configuration (or reuse its result) and return its study row.
+
+    A finished run is reused only if it had the same weights, data and options;
+    otherwise this stops with an error rather than mix settings in one table.
+    """
     result_file = work_dir / 'result.json'
+    settings = json.loads(json.dumps(dict(weights=weights.name, data=data_root.name,
+                                          options=extra or {})))  # as saved: tuples as lists
     if result_file.is_file():
-        return json.loads(result_file.read_text())
+        row = json.loads(result_file.read_text())
+        saved = row.pop('settings', settings)  # results of older versions carry none
+        if saved != settings:
+            raise ValueError(f'{work_dir} was trained with {saved}, not {settings}; '
+                             'use another --out-dir for other settings.')
+        return row
     checkpoint = weights / 'vit.safetensors'
     if method not in ('vpt-deep', 'vapt'):  # mmseg's own ViT reads mmseg keys
         checkpoint = mmseg_weights(checkpoint, work_dir.parent)
@@ -93,7 +111,9 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
                'param_scheduler.0.end': max(1, iters // 10),
                'param_scheduler.1.begin': max(1, iters // 10), 'param_scheduler.1.end': iters,
                'default_hooks.checkpoint.interval': iters,
-               'randomness.seed': seed, **(extra or {})}
+               'randomness.seed': seed,
+               # mmengine reuses a visualizer of the same name, with its first run's folder.
+               'visualizer.name': f'study_{work_dir}', **(extra or {})}
     cfg = load_config(str(ROOT / 'configs' / 'study' / f'{method}.py'), 'none', options,
                       str(work_dir))
     # As tools/train.py --data-fraction FRACTION --data-seed SEED.
@@ -108,29 +128,49 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     row = dict(method=method, fraction=fraction, seed=seed,
                metric=float(runner.message_hub.get_scalar('val/mIoU').current()),
                trainable=trainable, seconds=round(seconds, 1))
-    result_file.write_text(json.dumps(row))
+    result_file.write_text(json.dumps({**row, 'settings': settings}))
     return row
 
 
 def run_study(methods: Sequence[str], fractions: Sequence[float], seeds: Sequence[int],
               iters: int, train: int, val: int, out_dir: Path,
-              recipe: str = 'default', extra: Optional[dict] = None) -> List[dict]:
-    """Run every method x fraction x seed (config options ``extra`` added to each); write
-    the report to ``out_dir``."""
+              recipe: str = 'default', extra: Optional[dict] = None,
+              data_seed: int = 0, lrs: Optional[Dict[str, float]] = None,
+              target: str = 'default') -> List[dict]:
+    """Run every method x fraction x seed (config options ``extra`` added to each, base
+    lr ``lrs[method]`` where given) on the ``target`` set drawn with ``data_seed``; write the
+    report to ``out_dir``."""
     weights = pretrained_vit(recipe)
-    data_root = out_dir / f'data_{train}_{val}'
-    make_target_data(data_root, train, val)
+    suffix = '' if target == 'default' else f'_{target}'
+    data_root = out_dir / f'data_{train}_{val}_seed{data_seed}{suffix}'
+    make_target_data(data_root, train, val, data_seed, target == 'context-swap')
     rows = []
     for seed in seeds:  # every method at each (seed, fraction) first: partial runs compare
         for fraction in fractions:
             for method in methods:
                 work_dir = out_dir / 'runs' / f'{method}_f{fraction:g}_s{seed}_it{iters}'
+                options = {**(extra or {}), **({'optim_wrapper.optimizer.lr': lrs[method]}
+                                               if method in (lrs or {}) else {})}
                 rows.append(run_one(method, fraction, seed, iters, data_root, weights, work_dir,
-                                    extra))
+                                    options))
                 print(json.dumps(rows[-1]), flush=True)
     write_report(rows, str(out_dir), 'val mIoU (%)',
-                 f'Segmentation, generated ADE20K-layout set ({train} train)')
+                 f'Segmentation, {recipe} ViT, generated {target} target set ({train} train)')
     return rows
+
+
+def parse_lrs(parser: argparse.ArgumentParser, items: Sequence[str]) -> Dict[str, float]:
+    """``['vapt=0.1', ...]`` as ``{'vapt': 0.1}``; a bad item stops with a usage error."""
+    lrs = {}
+    for item in items:
+        method, _, value = item.partition('=')
+        try:
+            lrs[method] = float(value)
+        except ValueError:
+            parser.error(f'--lr {item!r}: write METHOD=LR with a number, e.g. vapt=0.1')
+        if method not in METHODS:
+            parser.error(f'--lr {item!r}: unknown method {method!r}; choose from {METHODS}')
+    return lrs
 
 
 def main() -> None:
@@ -143,20 +183,31 @@ def main() -> None:
     parser.add_argument('--train', type=int, help='generated training images (preset)')
     parser.add_argument('--val', type=int, help='generated validation images (preset)')
     parser.add_argument('--recipe', default='default', help='pretraining recipe of the ViT')
+    parser.add_argument('--target', choices=('default', 'context-swap'), default='default',
+                        help='context-swap: the control target whose labels need image context '
+                        '(tools/make_demo_ade20k.py --context-swap)')
+    parser.add_argument('--data-seed', type=int, default=0,
+                        help='seed of the generated target set; choose hyper-parameters on '
+                        'another draw (e.g. 1) than the one reported (0)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (1 is fastest on a shared 2-core machine)')
+    parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
+                        help="a method's base lr (benchmarks/select_lr_seg.py chooses them), "
+                        'e.g. --lr head-only=0.1 full-ft=0.005')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides for every run (use another --out-dir: finished '
                         'runs there are reused)')
     parser.add_argument('--out-dir', help='default: work_dirs/sample_efficiency_seg_<preset>')
     args = parser.parse_args()
+    lrs = parse_lrs(parser, args.lr)
     torch.set_num_threads(args.threads)
     name = 'quick' if args.quick else 'full'
     preset = PRESETS[name]
     out_dir = Path(args.out_dir or f'work_dirs/sample_efficiency_seg_{name}')
     run_study(args.methods, args.fractions or preset['fractions'], args.seeds or preset['seeds'],
               args.iters or preset['iters'], args.train or preset['train'],
-              args.val or preset['val'], out_dir, args.recipe, args.cfg_options)
+              args.val or preset['val'], out_dir, args.recipe, args.cfg_options,
+              args.data_seed, lrs, args.target)
 
 
 if __name__ == '__main__':

@@ -101,6 +101,35 @@ def test_dist_train_with_two_cpu_processes(space):
     assert is_trainable_only(read_checkpoint(str(work / 'iter_2.pth')))
 
 
+RUNNER_TEST = """import sys, torch
+from mmengine.runner import Runner
+from vapt_mm.seg.runtime import load_config, prepare_runtime
+cfg = load_config(sys.argv[1], 'none', {'load_from': sys.argv[2]}, sys.argv[3])
+prepare_runtime(cfg, 'none')
+runner = Runner.from_cfg(cfg)
+print('mIoU:', runner.test()['mIoU'])
+torch.save(runner.model.state_dict(), sys.argv[4])
+"""
+
+
+def test_stock_runner_test_with_load_from_a_trainable_only_checkpoint(space):
+    """mmengine's own path (``load_from`` + ``Runner.test``, as mmseg's test.py) gets the
+    frozen weights from the pretrained file, not random ones."""
+    work = space / 'load_from'
+    tool('train.py', space / 'cfg.py', '--work-dir', work, '--cfg-options',
+         'train_cfg.max_iters=2')
+    tool('merge_checkpoint.py', space / 'cfg.py', work / 'iter_2.pth', work / 'merged.pth')
+    tested = run(PYTHON, '-c', RUNNER_TEST, str(space / 'cfg.py'), str(work / 'iter_2.pth'),
+                 str(work / 'test'), str(work / 'tested_state.pth'))
+    assert 'trainable weights only; frozen weights come from the pretrained file' in \
+        tested.stdout + tested.stderr
+    state = torch.load(work / 'tested_state.pth', weights_only=True)
+    merged = read_checkpoint(str(work / 'merged.pth'))['state_dict']
+    assert state.keys() == merged.keys()
+    assert all(torch.equal(state[k], merged[k]) for k in merged)
+    assert mIoU(tested.stdout) > 0.0
+
+
 class Exploit:
     def __init__(self, marker: Path) -> None:
         self.marker = marker

@@ -1,6 +1,7 @@
 """Pretrain the tiny timm ViT on the generated source task (cached); print its checkpoint path.
 
     python tools/pretrain_tiny_vit.py                 # default recipe, ~6 CPU minutes once
+    python tools/pretrain_tiny_vit.py --recipe deep   # 8 blocks, 1200 steps, ~7 CPU minutes
     python tools/pretrain_tiny_vit.py --recipe tiny   # a few steps, for tests
 
 The last stdout line is the timm-format ``vit.safetensors``; the same folder holds

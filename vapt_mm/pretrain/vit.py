@@ -39,6 +39,9 @@ RECIPES: Dict[str, dict] = {
     # About 6 minutes on one CPU thread of this (shared, 2-core) machine.
     'default': dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4,
                     steps=800, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=40, seed=0),
+    # Twice the depth, 1.5x the steps (about 7 minutes): the study's deeper backbone (#10).
+    'deep': dict(img_size=64, patch_size=8, embed_dim=96, depth=8, num_heads=3, mlp_ratio=4,
+                 steps=1200, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=60, seed=0),
     # A few seconds: for tests.
     'tiny': dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2,
                  steps=3, batch_size=4, lr=1e-3, weight_decay=0.05, warmup=1, seed=0),

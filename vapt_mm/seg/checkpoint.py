@@ -39,11 +39,23 @@ class TrainableCheckpointHook(Hook):
     """Drops the frozen parameters from every checkpoint the runner saves.
 
     Resuming and testing take them from the pretrained file again
-    (``VAPTBackbone.init_weights``); ``tools/merge_checkpoint.py`` writes a
-    full checkpoint. Optimizer, scheduler and message-hub state are kept.
+    (``VAPTBackbone.init_weights``): training initialises the model before it
+    loads a checkpoint, and for ``Runner.test``/``val``, which do not, the hook
+    calls ``init_weights`` before the checkpoint is loaded, so ``load_from``
+    with such a file never leaves the frozen weights random.
+    ``tools/merge_checkpoint.py`` writes a full checkpoint. Optimizer,
+    scheduler and message-hub state are kept.
     """
 
     priority = 'VERY_LOW'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Runner.load_checkpoint calls this before it loads the state dict.
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if is_trainable_only(checkpoint) and not getattr(model, 'is_init', True):
+            print_log('the checkpoint holds trainable weights only; frozen weights come from '
+                      'the pretrained file (init_weights).', logger='current')
+            model.init_weights()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
