@@ -29,7 +29,8 @@ stopped at 1e-2 for the head picked its top value; a check at 3e-2 scored higher
 the grids were widened to the same one for head and prompts.)
 
 Each run's row is kept in ``runs/<run>-<split>.row.json`` and reused when the study
-is run again with the same output folder, so an interrupted study resumes.
+is run again with the same output folder and settings, so an interrupted study
+resumes; another preset in the same folder stops with an error (use ``--out``).
 
 Data fractions sample *pairs* (5 captions an image) of the target training split
 with a seed; a batch never holds more pairs than the subset (small subsets train
@@ -57,7 +58,7 @@ from typing import Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'benchmarks')]
 
-from study_report import write_report  # noqa: E402
+from study_report import save_row, saved_row, write_report  # noqa: E402
 from vapt_mm.pretrain.clip import make_recipe, pretrained_tiny_clip  # noqa: E402
 
 METHODS = ('head-only', 'vpt-deep', 'vapt', 'full')
@@ -115,12 +116,19 @@ class Study:
 
     def train_eval(self, method: str, fraction: float, seed: int, lr: float,
                    split: str = 'test') -> dict:
-        """Train ``method`` on ``fraction`` of the pairs and score it on ``split``."""
+        """Train ``method`` on ``fraction`` of the pairs and score it on ``split``.
+
+        A finished run is reused only if it had the same model, data, steps, batch
+        size and prompt tokens; otherwise this stops rather than mix presets.
+        """
         name = f'{method}-f{fraction:g}-s{seed}-lr{lr:g}'
         folder = self.out / 'runs' / name
         done = self.out / 'runs' / f'{name}-{split}.row.json'
-        if done.is_file():
-            return json.loads(done.read_text())
+        settings = {'model': self.model[1], 'data': self.data.name, 'steps': self.steps,
+                    'batch_size': self.batch_size, 'num_tokens': self.num_tokens}
+        row = saved_row(done, settings, '--out')
+        if row is not None:
+            return row
         pairs = round(self.train_pairs * fraction)
         batch = min(self.batch_size, pairs)
         epochs = math.ceil(self.steps / (pairs // batch))
@@ -140,7 +148,7 @@ class Study:
         row = {'method': method, 'fraction': fraction, 'seed': seed, 'metric': metric,
                'trainable': trainable, 'seconds': seconds, 'lr': lr, 'pairs': pairs,
                'steps': epochs * (pairs // batch)}
-        done.write_text(json.dumps(row))
+        save_row(done, row, settings)
         return row
 
 

@@ -33,7 +33,7 @@ from mmengine.runner import Runner
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_report import write_report  # noqa: E402
+from study_report import save_row, saved_row, write_report  # noqa: E402
 
 from vapt_mm.pretrain.vit import pretrained_vit  # noqa: E402
 from vapt_mm.seg.runtime import load_config, prepare_runtime  # noqa: E402
@@ -90,14 +90,9 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     otherwise this stops with an error rather than mix settings in one table.
     """
     result_file = work_dir / 'result.json'
-    settings = json.loads(json.dumps(dict(weights=weights.name, data=data_root.name,
-                                          options=extra or {})))  # as saved: tuples as lists
-    if result_file.is_file():
-        row = json.loads(result_file.read_text())
-        saved = row.pop('settings', settings)  # results of older versions carry none
-        if saved != settings:
-            raise ValueError(f'{work_dir} was trained with {saved}, not {settings}; '
-                             'use another --out-dir for other settings.')
+    settings = dict(weights=weights.name, data=data_root.name, options=extra or {})
+    row = saved_row(result_file, settings, '--out-dir')
+    if row is not None:
         return row
     checkpoint = weights / 'vit.safetensors'
     if method not in ('vpt-deep', 'vapt'):  # mmseg's own ViT reads mmseg keys
@@ -128,7 +123,7 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     row = dict(method=method, fraction=fraction, seed=seed,
                metric=float(runner.message_hub.get_scalar('val/mIoU').current()),
                trainable=trainable, seconds=round(seconds, 1))
-    result_file.write_text(json.dumps({**row, 'settings': settings}))
+    save_row(result_file, row, settings)
     return row
 
 

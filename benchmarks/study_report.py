@@ -12,7 +12,8 @@ import os
 import statistics
 import textwrap
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -20,6 +21,25 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 KEYS = ('method', 'fraction', 'seed', 'metric', 'trainable', 'seconds')
+
+
+def saved_row(path: Path, settings: dict, out_option: str) -> Optional[dict]:
+    """The row saved at ``path`` (``save_row``), ``None`` if there is none; stops with an
+    error if it was made with other ``settings`` rather than mix them in one table."""
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    settings = json.loads(json.dumps(settings))  # as saved: tuples as lists
+    saved = row.pop('settings', settings)  # rows of older versions carry none
+    if saved != settings:
+        raise ValueError(f'{path} was made with {saved}, not {settings}; use another '
+                         f'{out_option} for other settings.')
+    return row
+
+
+def save_row(path: Path, row: dict, settings: dict) -> None:
+    """Keep one run's row with the settings it was made with."""
+    path.write_text(json.dumps({**row, 'settings': settings}))
 
 
 def _groups(rows: Sequence[dict]) -> Dict[Tuple[str, float], List[dict]]:

@@ -32,6 +32,13 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
     rows = json.loads((out / 'rows.json').read_text())
     assert [r['method'] for r in rows] == ['vapt']
     assert all(0 <= r['metric'] <= 100 and r['trainable'] > 0 for r in rows)
+    other = subprocess.run(  # the same folder with another batch size: refused, not mixed
+        [sys.executable, str(ROOT / 'benchmarks' / 'sample_efficiency_retrieval.py'),
+         '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', '--jobs', '1',
+         '--batch-size', '4', '--out', str(out)], capture_output=True, text=True, timeout=300,
+        env=env)
+    assert other.returncode != 0 and "'batch_size': 32" in other.stderr
+    assert 'use another --out for other settings' in other.stderr
 
 
 @pytest.mark.parametrize('method, trainable', [('head-only', ['visual.proj']),
