@@ -32,6 +32,20 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
     rows = json.loads((out / 'rows.json').read_text())
     assert [r['method'] for r in rows] == ['vapt']
     assert all(0 <= r['metric'] <= 100 and r['trainable'] > 0 for r in rows)
+    # The adaptivity ablation re-scores the trained prompts to the study's own test recall.
+    (checkpoint, ) = shared_cache(tmp_path_factory).glob('*/vapt-tiny-clip-pt.safetensors')
+    (weights, ) = (out / 'runs').glob('vapt-*/vapt.safetensors')
+    ablation = subprocess.run(
+        [sys.executable, str(ROOT / 'benchmarks' / 'prompt_adaptivity_retrieval.py'),
+         '--model', checkpoint.stem, '--pretrained', str(checkpoint), '--model-config',
+         str(checkpoint.with_suffix('.json')), '--data', str(out / 'target-40' / 'captions.json'),
+         '--split', 'test', str(weights), '--out', str(tmp_path / 'ablation.json')],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert ablation.returncode == 0, ablation.stdout + ablation.stderr
+    (row, ) = json.loads((tmp_path / 'ablation.json').read_text())
+    assert row['adaptive'] == pytest.approx(rows[0]['metric'], abs=1e-6)
+    assert row['shares'] and all(0.0 <= s <= 1.0 for s in row['shares'])
+    assert f"| {weights.parent.name} | {row['adaptive']:.2f} |" in ablation.stdout
     other = subprocess.run(  # the same folder with another batch size: refused, not mixed
         [sys.executable, str(ROOT / 'benchmarks' / 'sample_efficiency_retrieval.py'),
          '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', '--jobs', '1',
