@@ -30,6 +30,11 @@ def frozen_keys(model: nn.Module) -> Set[str]:
     return {name for name, param in model.named_parameters() if not param.requires_grad}
 
 
+def runner_model(runner) -> nn.Module:
+    """The runner's model without its DDP (or other) wrapper."""
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
 def is_trainable_only(checkpoint: Dict) -> bool:
     return bool(checkpoint.get('meta', {}).get(TRAINABLE_ONLY, False))
 
@@ -51,14 +56,14 @@ class TrainableCheckpointHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         # Runner.load_checkpoint calls this before it loads the state dict.
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner_model(runner)
         if is_trainable_only(checkpoint) and not getattr(model, 'is_init', True):
             print_log('the checkpoint holds trainable weights only; frozen weights come from '
                       'the pretrained file (init_weights).', logger='current')
             model.init_weights()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner_model(runner)
         state = checkpoint['state_dict']
         for key in frozen_keys(model):
             state.pop(key, None)

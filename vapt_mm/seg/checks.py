@@ -15,6 +15,7 @@ from mmengine.runner import find_latest_checkpoint
 from mmseg.registry import HOOKS, TRANSFORMS
 from torch import nn
 
+from .checkpoint import runner_model
 from .weights import read_checkpoint, state_dict_of
 
 
@@ -96,7 +97,7 @@ class SegLabelCheckHook(Hook):
     """
 
     def _check(self, runner, data_batch: Optional[dict]) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner_model(runner)
         num_classes = getattr(model, 'num_classes', None)
         head = getattr(model, 'decode_head', None)
         head = head[-1] if isinstance(head, nn.ModuleList) else head
