@@ -3,9 +3,9 @@
     python benchmarks/prompt_adaptivity.py work_dirs/sample_efficiency_seg_full/runs/vapt_*
 
 For each run folder (``<method>.py`` config and ``iter_*.pth`` written by
-``sample_efficiency_seg.py``) it tests the checkpoint three times through the
-mmengine ``Runner``: as trained; then once to average every generated layer's
-prompts over the validation images; then with each image's generated prompts
+``sample_efficiency_seg.py``) it tests the checkpoint twice through the
+mmengine ``Runner``: as trained, averaging every generated layer's prompts over
+the validation images on the way; then with each image's generated prompts
 replaced by that average, which turns the model into a VPT-deep model with
 fixed prompts. If the mIoU barely changes, the adaptivity is not what the
 model relies on. It also reports the share of the generated prompts' variance
@@ -18,11 +18,13 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.runner import Runner
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from vapt_mm.core.prompts import LayerPrompts
 from vapt_mm.seg.runtime import load_config, prepare_runtime
@@ -40,10 +42,20 @@ class GeneratedPromptStats:
         self.normed_square: Dict[int, float] = {}
         self.replace_by_mean = False
 
+    @classmethod
+    def attach(cls, model: nn.Module,
+               source: Path) -> Tuple['GeneratedPromptStats', RemovableHandle]:
+        """A new hook on the VAPT prompts of ``model`` (loaded from ``source``)."""
+        prompts = [m for m in model.modules() if isinstance(m, LayerPrompts)]
+        if len(prompts) != 1 or not prompts[0].generators:
+            raise ValueError(f'{source} is not a VAPT run: its model has no prompt generators.')
+        stats = cls()
+        return stats, prompts[0].register_forward_hook(stats)
+
     def __call__(self, module: LayerPrompts, args: tuple,
-                 prompts: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+                 prompts: torch.Tensor) -> torch.Tensor:
         layer = args[0]
-        if prompts is None or layer < module.static.shape[0]:
+        if layer < module.static.shape[0]:
             return prompts
         if self.replace_by_mean:
             return self.mean(layer).to(prompts).expand_as(prompts)
@@ -80,11 +92,7 @@ def ablate(run_dir: Path) -> dict:
         cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
         prepare_runtime(cfg, 'none')
         runner = Runner.from_cfg(cfg)
-        prompts = [m for m in runner.model.modules() if isinstance(m, LayerPrompts)]
-        if len(prompts) != 1 or not prompts[0].generators:
-            raise ValueError(f'{run_dir} is not a VAPT run: its model has no prompt generators.')
-        stats = GeneratedPromptStats()
-        handle = prompts[0].register_forward_hook(stats)
+        stats, handle = GeneratedPromptStats.attach(runner.model, run_dir)
         adaptive = float(runner.test()['mIoU'])
         stats.replace_by_mean = True
         fixed = float(runner.test()['mIoU'])
@@ -96,15 +104,26 @@ def ablate(run_dir: Path) -> dict:
                 adaptive=adaptive, mean_prompts=fixed, shares=shares)
 
 
-def table(rows: List[dict]) -> str:
+def table(rows: List[dict], metric: str = 'mIoU') -> str:
     """Markdown table of ``ablate`` rows."""
-    lines = ['| run | mIoU as trained | mIoU, mean prompts | change | between-image share '
-             '(per generated layer) |', '|---|---:|---:|---:|---|']
+    lines = [f'| run | {metric} as trained | {metric}, mean prompts | change | '
+             'between-image share (per generated layer) |', '|---|---:|---:|---:|---|']
     for row in rows:
         shares = ' '.join(f'{s:.2f}' for s in row['shares'])
         lines.append(f"| {row['run']} | {row['adaptive']:.2f} | {row['mean_prompts']:.2f} | "
                      f"{row['mean_prompts'] - row['adaptive']:+.2f} | {shares} |")
     return '\n'.join(lines)
+
+
+def report(rows: Iterable[dict], out: Optional[Path], metric: str = 'mIoU') -> None:
+    """Print each row as it comes (JSON), then the table; also write the rows to ``out``."""
+    done = []
+    for row in rows:
+        done.append(row)
+        print(json.dumps(row), flush=True)
+    if out:
+        out.write_text(json.dumps(done, indent=2))
+    print(table(done, metric))
 
 
 def main() -> None:
@@ -114,13 +133,7 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = []
-    for run in args.runs:
-        rows.append(ablate(run))
-        print(json.dumps(rows[-1]), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2))
-    print(table(rows))
+    report((ablate(run) for run in args.runs), args.out)
 
 
 if __name__ == '__main__':

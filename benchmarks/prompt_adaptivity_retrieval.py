@@ -14,21 +14,19 @@ variance per generated layer. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prompt_adaptivity import GeneratedPromptStats, table  # noqa: E402
+from prompt_adaptivity import GeneratedPromptStats, report  # noqa: E402
 
 from vapt_mm.clip import load_captions, load_vapt  # noqa: E402
 from vapt_mm.clip.cli import add_model_arguments  # noqa: E402
 from vapt_mm.clip.factory import create_clip  # noqa: E402
 from vapt_mm.clip.metrics import recall_at_k  # noqa: E402
 from vapt_mm.clip.retrieval import embed_images, embed_texts  # noqa: E402
-from vapt_mm.core.prompts import LayerPrompts  # noqa: E402
 
 
 def ablate(args: argparse.Namespace, weights: Path, data, text_emb: torch.Tensor) -> dict:
@@ -36,11 +34,7 @@ def ablate(args: argparse.Namespace, weights: Path, data, text_emb: torch.Tensor
     model, _, preprocess, _ = create_clip(args.model, args.pretrained, args.model_config)
     load_vapt(model, str(weights))
     model.eval()
-    prompts = [m for m in model.modules() if isinstance(m, LayerPrompts)]
-    if len(prompts) != 1 or not prompts[0].generators:
-        raise ValueError(f'{weights} is not a VAPT prompt file: the model has no generators.')
-    stats = GeneratedPromptStats()
-    prompts[0].register_forward_hook(stats)
+    stats, _ = GeneratedPromptStats.attach(model, weights)
     targets = torch.tensor(data.text_to_image)
     scores = []
     for replace in (False, True):
@@ -68,13 +62,8 @@ def main() -> None:
     model, _, _, tokenizer = create_clip(args.model, args.pretrained, args.model_config)
     text_emb = embed_texts(model.eval(), data.captions, tokenizer, torch.device('cpu'),
                            args.batch_size)  # the text tower has no prompts
-    rows = []
-    for weights in args.weights:
-        rows.append(ablate(args, weights, data, text_emb))
-        print(json.dumps(rows[-1]), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2))
-    print(table(rows).replace('mIoU', 'mean recall'))
+    report((ablate(args, weights, data, text_emb) for weights in args.weights), args.out,
+           'mean recall')
 
 
 if __name__ == '__main__':
