@@ -94,6 +94,7 @@ class Study:
                  batch_size: int, num_tokens: int, threads: int) -> None:
         self.out, self.steps, self.batch_size = out, steps, batch_size
         self.num_tokens, self.threads = num_tokens, threads
+        self.weights = checkpoint.parent.name  # the cache entry: model name and recipe hash
         self.model = ['--model', checkpoint.stem, '--pretrained', str(checkpoint),
                       '--model-config', str(checkpoint.with_suffix('.json'))]
         self.data = out / f'target-{num_images}'
@@ -118,13 +119,13 @@ class Study:
                    split: str = 'test') -> dict:
         """Train ``method`` on ``fraction`` of the pairs and score it on ``split``.
 
-        A finished run is reused only if it had the same model, data, steps, batch
+        A finished run is reused only if it had the same weights, data, steps, batch
         size and prompt tokens; otherwise this stops rather than mix presets.
         """
         name = f'{method}-f{fraction:g}-s{seed}-lr{lr:g}'
         folder = self.out / 'runs' / name
         done = self.out / 'runs' / f'{name}-{split}.row.json'
-        settings = {'model': self.model[1], 'data': self.data.name, 'steps': self.steps,
+        settings = {'weights': self.weights, 'data': self.data.name, 'steps': self.steps,
                     'batch_size': self.batch_size, 'num_tokens': self.num_tokens}
         row = saved_row(done, settings, '--out')
         if row is not None:
