@@ -23,8 +23,8 @@ dims = 96
 data_preprocessor = dict(
     type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=crop_size)
-# mmseg VisionTransformer arguments of the pretrained geometry (geometry.json; head-only.py
-# and full-ft.py repeat them for the plain mmseg ViT); no
+# mmseg VisionTransformer arguments of the pretrained geometry (geometry.json; full-ft.py
+# repeats them for the plain mmseg ViT, and head-only.py inherits from it); no
 # drop-path (the ViT was pretrained without it, and frozen ViTs must stay deterministic);
 # patch_bias=True: timm's patch embedding has a bias, mmseg's default drops it.
 vit = dict(type='VisionTransformer', patch_size=8, embed_dims=dims, num_layers=4, num_heads=3,
