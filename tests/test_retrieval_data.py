@@ -22,7 +22,8 @@ spec.loader.exec_module(make_demo)
 
 
 def demo(path, seed=0, num_images=10):
-    make_demo.write(str(path), make_demo.make(str(path), num_images, 32, seed, (0.6, 0.2)))
+    splits = make_demo.make(str(path), num_images, 32, seed, (0.6, 0.2))
+    make_demo.write_caption_files(str(path), splits, 'vapt_mm-demo-shapes')
     return str(path)
 
 

@@ -10,14 +10,13 @@ Karpathy-style ``captions.json``. The same seed gives the same files.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import random
 from typing import Dict, List, Tuple
 
 from PIL import Image, ImageDraw
 
+from vapt_mm.data.caption_files import write_caption_files
 from vapt_mm.pretrain.captions import position_words  # the same words as the source
 
 COLOURS = {'red': (220, 30, 30), 'green': (30, 170, 60), 'blue': (40, 70, 220),
@@ -76,19 +75,6 @@ def make(out_dir: str, num_images: int, size: int, seed: int,
     return splits
 
 
-def write(out_dir: str, splits: Dict[str, List[dict]]) -> None:
-    for split, entries in splits.items():
-        with open(os.path.join(out_dir, f'{split}.csv'), 'w', newline='', encoding='utf-8') as f:
-            writer = csv.writer(f, delimiter='\t', lineterminator='\n')
-            writer.writerow(['filepath', 'title'])
-            for entry in entries:
-                for sentence in entry['sentences']:
-                    writer.writerow([f'images/{entry["filename"]}', sentence['raw']])
-    images = [entry for entries in splits.values() for entry in entries]
-    with open(os.path.join(out_dir, 'captions.json'), 'w', encoding='utf-8') as f:
-        json.dump({'dataset': 'vapt_mm-demo-shapes', 'images': images}, f, indent=1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir')
@@ -100,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     splits = make(args.out_dir, args.num_images, args.size, args.seed,
                   (args.train_fraction, args.val_fraction))
-    write(args.out_dir, splits)
+    write_caption_files(args.out_dir, splits, 'vapt_mm-demo-shapes')
     counts = ', '.join(f'{k}: {len(v)}' for k, v in splits.items())
     print(f'wrote {args.num_images} images ({counts}) with 5 captions each to {args.out_dir}')
 

