@@ -1,7 +1,11 @@
 """The pure-PyTorch VAPT core: shapes, initialisation, gradients, training, I/O."""
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from conftest import tiny_timm_vit
 from vapt_mm.core import (LayerPrompts, PromptConfig, PromptedViT, count_parameters,
@@ -223,9 +227,51 @@ def test_load_refuses_another_width(tmp_path):
     (lambda: PromptedViT(TimmViT(tiny_timm_vit()), PromptConfig(), image_size=(30, 32)),
      r'image size \(30, 32\) is not divisible by the patch size \(8, 8\)'),
     (lambda: prompted(static_layers=3), 'static_layers=3 leaves no adaptive layer'),
+    (lambda: PromptConfig(method='vpt-deep', generated_offset=True),
+     'generated_offset adds to generated prompts, which only method "vapt" has'),
     (lambda: PromptedViT(torch.nn.Linear(2, 2), PromptConfig()),
      'does not implement PromptableViT'),
 ])
 def test_bad_options_raise_clear_errors(build, message):
     with pytest.raises((ValueError, KeyError, TypeError), match=message):
         build()
+
+
+def test_generated_offset_starts_bit_exact_then_trains_and_round_trips(tmp_path):
+    paper, offset = prompted(depth=4), prompted(depth=4, generated_offset=True)
+    assert offset.prompts.offset.shape == (3, 4, 32) and not offset.prompts.offset.any()
+    assert paper.prompts.offset is None and 'prompts.offset' not in paper.state_dict()
+    images = torch.randn(2, 3, 32, 32)
+    for mode in (False, True):  # eval, and train with the same dropout masks
+        torch.manual_seed(1)
+        a = paper.train(mode)(images)
+        torch.manual_seed(1)
+        b = offset.train(mode)(images)
+        assert torch.equal(a, b)
+    offset.train()(images).pow(2).mean().backward()
+    assert offset.prompts.offset.grad.abs().sum() > 0  # it trains
+    with torch.no_grad():
+        offset.prompts.offset.normal_()
+    path = str(tmp_path / 'offset.safetensors')
+    save_trainable(offset, path)
+    target = prompted(depth=4, generated_offset=True)
+    load_trainable(target, path)
+    assert torch.equal(target.prompts.offset, offset.prompts.offset)
+    assert torch.equal(target.eval()(images), offset.eval()(images))
+    with pytest.raises(ValueError, match='prompt option generated_offset: file True vs model '
+                                         'False'):
+        load_trainable(prompted(depth=4), path)
+
+
+def test_files_saved_before_the_offset_option_still_load(tmp_path):
+    source = prompted()
+    path = str(tmp_path / 'old.safetensors')
+    save_trainable(source, path)
+    with safe_open(path, framework='pt') as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    config = json.loads(meta['prompt_config'])
+    del config['generated_offset']  # as written by vapt_mm before the option existed
+    save_file(tensors, path, metadata={**meta, 'prompt_config': json.dumps(config)})
+    target = prompted()
+    load_trainable(target, path)
+    assert torch.equal(target.prompts.static, source.prompts.static)

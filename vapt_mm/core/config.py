@@ -33,6 +33,9 @@ class PromptConfig:
         ref_grid: Patch grid (H, W) on which the token-wise map is defined;
             other grids are resampled to it (see ``PromptGenerator``). ``None``
             lets the integration set it from its image size.
+        generated_offset: VAPT only, not in the paper (off by default): add a
+            free, zero-initialised (N, C) prompt to the generated prompts of each
+            layer, so that they can hold a constant direction as VPT-deep's do.
     """
 
     method: str = 'vapt'
@@ -48,6 +51,7 @@ class PromptConfig:
     conv_dropout: float = 0.1
     projector_dropout: float = 0.1
     ref_grid: Optional[Tuple[int, int]] = None
+    generated_offset: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -60,6 +64,9 @@ class PromptConfig:
         if self.kernel_size < 1 or self.padding < 0 or self.hidden_dim < 1:
             raise ValueError('kernel_size and hidden_dim must be >= 1 and padding >= 0, got '
                              f'{self.kernel_size}, {self.hidden_dim}, {self.padding}.')
+        if self.generated_offset and self.method != 'vapt':
+            raise ValueError(f'generated_offset adds to generated prompts, which only method '
+                             f'"vapt" has (got method={self.method!r}).')
         if self.activation not in ACTIVATIONS:
             raise ValueError(f'activation {self.activation!r} is unknown; '
                              f'use one of {ACTIVATIONS}.')

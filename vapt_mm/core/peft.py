@@ -132,6 +132,8 @@ def load_trainable(model: nn.Module, path: str) -> Dict[str, str]:
 
 
 def _config_differences(saved: dict, current: dict) -> List[str]:
+    # An option newer than the file has its default there (files before generated_offset).
+    saved = {**PromptConfig().to_dict(), **saved} if saved else {}
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
     current = PromptConfig(**current).to_dict() if current else {}
     return [f'prompt option {k}: file {saved.get(k)!r} vs model {current.get(k)!r}'

@@ -18,7 +18,9 @@ class LayerPrompts(nn.Module):
     ``static`` holds the free prompts of the first layers (all layers for
     VPT-deep, layer 0 for VPT-shallow, ``static_layers`` for VAPT); VAPT
     generates the prompts of every later layer from the patch tokens that left
-    the previous block.
+    the previous block. With ``cfg.generated_offset``, ``offset`` holds one free
+    (N, C) prompt per generated layer, added to its generated prompts (zero at
+    initialisation, so the outputs start exactly as without it).
 
     Args:
         cfg: Prompt options; ``cfg.ref_grid`` must be set for VAPT.
@@ -46,6 +48,7 @@ class LayerPrompts(nn.Module):
 
         self.generators = nn.ModuleList()
         self.projectors = nn.ModuleList()
+        self.register_parameter('offset', None)
         if cfg.method == 'vapt':
             num_generated = depth - num_static
             self.generators.extend(
@@ -55,6 +58,8 @@ class LayerPrompts(nn.Module):
             self.projectors.extend(
                 FeatureProjector(dim, cfg.hidden_dim, cfg.activation, cfg.projector_dropout)
                 for _ in range(1 if cfg.shared_projector else num_generated))
+            if cfg.generated_offset:
+                self.offset = nn.Parameter(torch.zeros(num_generated, cfg.num_tokens, dim))
 
     @property
     def num_tokens(self) -> int:
@@ -74,4 +79,5 @@ class LayerPrompts(nn.Module):
             return None
         index = layer - self.static.shape[0]
         projector = self.projectors[0 if len(self.projectors) == 1 else index]
-        return projector(self.generators[index](patches, grid))
+        prompts = projector(self.generators[index](patches, grid))
+        return prompts if self.offset is None else prompts + self.offset[index]
