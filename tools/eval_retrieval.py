@@ -4,6 +4,10 @@ plain or with VAPT prompts.
     python tools/eval_retrieval.py --model ViT-B-32 --pretrained /ckpt/vit_b32.bin \
         --data data/demo_retrieval/captions.json --split test \
         [--vapt-weights work_dirs/run/vapt.safetensors] --output results.json
+
+``--init-prompts vapt`` (or ``vpt-deep``) scores the model with freshly initialised,
+untrained prompts: the model prompt tuning starts from (``train_retrieval.py`` with the
+same ``--seed`` and ``--prompt`` options builds the same one).
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import os
 
 import torch
 
-from vapt_mm.clip import load_captions, load_vapt
-from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments
+from vapt_mm.clip import apply_vapt, load_captions, load_vapt
+from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, parse_key_values
 from vapt_mm.clip.factory import create_clip
 from vapt_mm.clip.metrics import format_table, recall_at_k
 from vapt_mm.clip.retrieval import embed_caption_set
@@ -25,6 +29,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Image-text retrieval Recall@K (CLIP_benchmark).')
     add_model_arguments(parser)
     parser.add_argument('--vapt-weights', default=None, help='.safetensors file of save_vapt')
+    parser.add_argument('--init-prompts', default=None, choices=['vapt', 'vpt-deep', 'vpt-shallow'],
+                        help='add untrained prompts of this method (what tuning starts from)')
+    parser.add_argument('--prompt', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='PromptConfig options of --init-prompts, e.g. num_tokens=10')
+    parser.add_argument('--seed', type=int, default=0, help='seed of --init-prompts')
     parser.add_argument('--data', required=True, help='.csv/.tsv (open_clip) or caption .json')
     parser.add_argument('--split', default=None, help='split of a caption JSON (default: all)')
     add_caption_file_arguments(parser)
@@ -42,13 +51,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def describe(args: argparse.Namespace) -> str:
+    if args.vapt_weights:
+        return f'VAPT {args.vapt_weights}'
+    return f'untrained {args.init_prompts} prompts' if args.init_prompts else 'zero-shot'
+
+
 def main() -> None:
     args = parse_args()
     data = load_captions(args.data, args.split, args.csv_separator, args.csv_img_key,
                          args.csv_caption_key, args.image_root)
+    if args.vapt_weights and args.init_prompts:
+        raise SystemExit('--vapt-weights and --init-prompts exclude each other: trained prompts '
+                         'or untrained ones.')
+    torch.manual_seed(args.seed)
     model, _, preprocess, tokenizer = create_clip(args.model, args.pretrained, args.model_config)
     if args.vapt_weights:
         load_vapt(model, args.vapt_weights)
+    if args.init_prompts:
+        apply_vapt(model, method=args.init_prompts, **parse_key_values(args.prompt))
     model.to(args.device)
     image_emb, text_emb = embed_caption_set(
         model, data, preprocess, tokenizer, torch.device(args.device), args.batch_size,
@@ -57,13 +78,14 @@ def main() -> None:
     metrics = recall_at_k(image_emb, text_emb, torch.tensor(data.text_to_image), args.recall_k,
                           args.chunk_size)
     print(f'{len(data.images)} images, {len(data.captions)} captions; '
-          f'{"VAPT " + args.vapt_weights if args.vapt_weights else "zero-shot"}')
+          f'{describe(args)}')
     print(format_table(metrics, args.recall_k))
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, 'w') as f:
             json.dump({'model': args.model, 'pretrained': args.pretrained,
-                       'vapt_weights': args.vapt_weights, 'data': args.data, 'split': args.split,
+                       'vapt_weights': args.vapt_weights, 'init_prompts': args.init_prompts,
+                       'data': args.data, 'split': args.split,
                        'num_images': len(data.images), 'num_captions': len(data.captions),
                        'metrics': metrics}, f, indent=2)
     if args.grid:

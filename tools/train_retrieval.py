@@ -31,7 +31,7 @@ from vapt_mm.clip.adapter import BASELINES, apply_baseline
 from vapt_mm.clip.checkpoint import (load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                      truncate_log)
 from vapt_mm.clip.data import PairDataset
-from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments
+from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, parse_key_values
 from vapt_mm.clip.factory import create_clip
 from vapt_mm.core import count_parameters
 
@@ -77,15 +77,7 @@ def parse_args() -> argparse.Namespace:
 
 def prompt_options(args: argparse.Namespace) -> Dict[str, Any]:
     options: Dict[str, Any] = {'method': args.method}
-    for item in args.prompt:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise SystemExit(f'--prompt expects KEY=VALUE, got {item!r}.')
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    return {**options, **parse_key_values(args.prompt)}
 
 
 def all_mean(value: torch.Tensor, world_size: int) -> float:

@@ -1,5 +1,7 @@
 """Command-line options shared by the retrieval tools."""
 import argparse
+import json
+from typing import Any, Dict, Sequence
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,3 +18,17 @@ def add_caption_file_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--csv-img-key', default='filepath')
     parser.add_argument('--csv-caption-key', default='title')
     parser.add_argument('--image-root', default=None, help='folder of relative image paths')
+
+
+def parse_key_values(items: Sequence[str], option: str = '--prompt') -> Dict[str, Any]:
+    """``KEY=VALUE`` strings -> a dict, values read as JSON where they parse (10, true, 0.1)."""
+    options: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise SystemExit(f'{option} expects KEY=VALUE, got {item!r}.')
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -7,6 +7,8 @@ from typing import Callable, Optional, Tuple
 import open_clip
 from torch import nn
 
+import vapt_mm.models.dinov2  # noqa: F401  (timm names of the DINOv2 towers' trunks)
+
 
 def create_clip(model_name: str, pretrained: Optional[str] = None,
                 model_config: Optional[str] = None, device: str = 'cpu',
