@@ -25,7 +25,7 @@ from seg_helpers import PYTHON, ROOT
 from vapt_mm.clip import evaluate_retrieval, load_captions
 from vapt_mm.clip import apply_vapt
 from vapt_mm.clip.factory import create_clip
-from vapt_mm.data import photo
+from vapt_mm.data import CLASSES, PALETTE, photo
 from vapt_mm.pretrain import dinov2_onnx, lit
 
 CONFIGS = ROOT / 'configs' / 'dinov2'
@@ -96,6 +96,12 @@ def test_both_seg_wrappers_give_the_same_features_on_the_converted_weights(conve
     assert torch.equal(timm_vit.blocks[5].ls1.gamma, state['blocks.5.ls1.gamma'])
     assert torch.equal(probe.backbone.patch_embed.projection.bias, state['patch_embed.proj.bias'])
     assert torch.equal(mmseg_vit.cls_token, state['cls_token'])
+
+
+def test_configs_use_the_data_generators_classes_and_palette():
+    cfg = Config.fromfile(str(CONFIGS / '_base_dinov2-s14_linear_digits.py'))
+    assert tuple(cfg.classes) == CLASSES and cfg.model.decode_head.num_classes == len(CLASSES)
+    assert [tuple(c) for c in cfg.palette] == [tuple(c) for c in PALETTE]
 
 
 def test_the_frozen_backbone_is_frozen_and_the_rest_trains(converted):

@@ -22,6 +22,7 @@ from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, pa
 from vapt_mm.clip.factory import create_clip
 from vapt_mm.clip.metrics import format_table, recall_at_k
 from vapt_mm.clip.retrieval import embed_caption_set
+from vapt_mm.core.config import METHODS
 from vapt_mm.clip.visualize import first_captions, save_topk_grid
 
 
@@ -29,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Image-text retrieval Recall@K (CLIP_benchmark).')
     add_model_arguments(parser)
     parser.add_argument('--vapt-weights', default=None, help='.safetensors file of save_vapt')
-    parser.add_argument('--init-prompts', default=None, choices=['vapt', 'vpt-deep', 'vpt-shallow'],
+    parser.add_argument('--init-prompts', default=None, choices=METHODS,
                         help='add untrained prompts of this method (what tuning starts from)')
     parser.add_argument('--prompt', nargs='*', default=[], metavar='KEY=VALUE',
                         help='PromptConfig options of --init-prompts, e.g. num_tokens=10')

