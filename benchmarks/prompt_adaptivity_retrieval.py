@@ -31,7 +31,8 @@ from vapt_mm.clip.retrieval import embed_images, embed_texts  # noqa: E402
 
 def ablate(args: argparse.Namespace, weights: Path, data, text_emb: torch.Tensor) -> dict:
     """Mean recall (%) as trained and with mean generated prompts, and the shares."""
-    model, _, preprocess, _ = create_clip(args.model, args.pretrained, args.model_config)
+    model, _, preprocess, _ = create_clip(args.model, args.pretrained, args.model_config,
+                                          trunk_weights=args.trunk_weights)
     load_vapt(model, str(weights))
     model.eval()
     stats, _ = GeneratedPromptStats.attach(model, weights)
@@ -59,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_captions(args.data, args.split)
-    model, _, _, tokenizer = create_clip(args.model, args.pretrained, args.model_config)
+    model, _, _, tokenizer = create_clip(args.model, args.pretrained, args.model_config,
+                                         trunk_weights=args.trunk_weights)
     text_emb = embed_texts(model.eval(), data.captions, tokenizer, torch.device('cpu'),
                            args.batch_size)  # the text tower has no prompts
     report((ablate(args, weights, data, text_emb) for weights in args.weights), args.out,

@@ -1,4 +1,10 @@
-"""Summarise a sample-efficiency study: a Markdown table, a plot and the raw rows.
+"""Summarise a sample-efficiency study: a Markdown table, a plot and the raw rows, and the
+paired differences of VAPT against every other method (same fraction and seed).
+
+    python benchmarks/study_report.py OUT --metric 'val mIoU (%)' --title '...'
+
+re-writes the report of every finished run under ``OUT/runs`` (``*/result.json``, or
+``*-test.row.json`` of the retrieval study), e.g. after several processes shared ``OUT``.
 
 Shared by the segmentation and retrieval studies. Each row is one training run::
 
@@ -7,6 +13,7 @@ Shared by the segmentation and retrieval studies. Each row is one training run::
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
+from scipy import stats
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
@@ -118,3 +126,115 @@ def write_report(rows: List[dict], out_dir: str, metric: str, title: str) -> Non
         json.dump(list(rows), f, indent=1)
     plot(summary, os.path.join(out_dir, 'plot.png'), metric, title)
     print(table)
+
+
+def paired_differences(rows: Sequence[dict], method: str = 'vapt') -> List[dict]:
+    """Per other method and fraction: ``method`` minus it, seed by seed (the same data
+    subset and seed), with the mean and a 95% Student-t confidence interval."""
+    by_key = {(r['method'], float(r['fraction']), r['seed']): float(r['metric']) for r in rows}
+    others = [m for m in dict.fromkeys(r['method'] for r in rows) if m != method]
+    fractions = sorted({float(r['fraction']) for r in rows})
+    result = []
+    for other in others:
+        for fraction in fractions:
+            seeds = sorted(seed for (m, f, seed) in by_key if m == method and f == fraction
+                           and (other, fraction, seed) in by_key)
+            if not seeds:
+                continue
+            diffs = [by_key[(method, fraction, s)] - by_key[(other, fraction, s)]
+                     for s in seeds]
+            mean = statistics.fmean(diffs)
+            half = (stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs)
+                    / len(diffs) ** 0.5) if len(diffs) > 1 else float('nan')
+            result.append({'comparison': f'{method} - {other}', 'fraction': fraction,
+                           'seeds': seeds, 'differences': diffs, 'mean': mean,
+                           'ci95': (mean - half, mean + half)})
+    return result
+
+
+def format_paired_table(pairs: Sequence[dict], metric: str) -> str:
+    """The paired differences as a Markdown table."""
+    lines = [f'| comparison | data fraction | {metric} difference per seed | mean | 95% CI |',
+             '|---|---:|---|---:|---:|']
+    for p in pairs:
+        per_seed = ', '.join(f'{d:+.2f}' for d in p['differences'])
+        low, high = p['ci95']
+        interval = 'n/a (1 seed)' if len(p['differences']) < 2 else f'[{low:+.2f}, {high:+.2f}]'
+        lines.append(f"| {p['comparison']} | {_fraction(p['fraction'])} | {per_seed} | "
+                     f"{p['mean']:+.2f} | {interval} |")
+    return '\n'.join(lines)
+
+
+def plot_paired(pairs: Sequence[dict], path: str, metric: str, title: str) -> None:
+    """Paired differences vs data fraction: each seed as a dot, the mean with its 95% CI."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    comparisons = list(dict.fromkeys(p['comparison'] for p in pairs))
+    fractions = sorted({p['fraction'] for p in pairs})
+    width = 0.8 / max(1, len(comparisons))
+    for index, comparison in enumerate(comparisons):
+        mine = [p for p in pairs if p['comparison'] == comparison]
+        x = [fractions.index(p['fraction']) + (index - (len(comparisons) - 1) / 2) * width
+             for p in mine]
+        low = [p['mean'] - p['ci95'][0] if len(p['differences']) > 1 else 0 for p in mine]
+        high = [p['ci95'][1] - p['mean'] if len(p['differences']) > 1 else 0 for p in mine]
+        line = ax.errorbar(x, [p['mean'] for p in mine], yerr=[low, high], fmt='o', capsize=4,
+                           label=comparison)
+        for xi, p in zip(x, mine):
+            ax.scatter([xi] * len(p['differences']), p['differences'], s=10, alpha=0.5,
+                       color=line[0].get_color())
+    ax.axhline(0.0, color='black', linewidth=0.8)
+    ax.set_xticks(range(len(fractions)), [_fraction(f) for f in fractions])
+    ax.set_xlabel('training data')
+    ax.set_ylabel(f'{metric} difference')
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
+    ax.grid(True, axis='y', alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_paired_report(rows: Sequence[dict], out_dir: str, metric: str,
+                        method: str = 'vapt') -> None:
+    """Write ``paired.md`` and ``paired.png`` (``method`` minus every other method) to
+    ``out_dir`` when the rows hold ``method`` and another method at a common seed."""
+    pairs = paired_differences(rows, method)
+    if not pairs:
+        return
+    table = format_paired_table(pairs, metric)
+    with open(os.path.join(out_dir, 'paired.md'), 'w', encoding='utf-8') as f:
+        f.write(f'## Paired differences ({metric}, same data subset and seed)\n\n{table}\n')
+    plot_paired(pairs, os.path.join(out_dir, 'paired.png'), metric,
+                f'{method} minus each method, per seed (dots), mean and 95% CI')
+    print(table)
+
+
+def collect_rows(out_dir: str) -> List[dict]:
+    """The rows of every finished run under ``out_dir/runs``, without their settings."""
+    runs = Path(out_dir) / 'runs'
+    files = sorted(runs.glob('*/result.json')) + sorted(runs.glob('*-test.row.json'))
+    rows = [json.loads(path.read_text()) for path in files]
+    for row in rows:
+        row.pop('settings', None)
+    if not rows:
+        raise FileNotFoundError(f'no finished runs under {runs}; run the study first.')
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('out_dir', help="a study's output folder")
+    parser.add_argument('--metric', default='val mIoU (%)')
+    parser.add_argument('--title', default='Sample-efficiency study')
+    parser.add_argument('--methods', nargs='+', help='only these methods, in this order')
+    args = parser.parse_args()
+    rows = collect_rows(args.out_dir)
+    if args.methods:
+        rows = sorted((r for r in rows if r['method'] in args.methods),
+                      key=lambda r: args.methods.index(r['method']))
+    write_report(rows, args.out_dir, args.metric, args.title)
+    write_paired_report(rows, args.out_dir, args.metric.replace(' (%)', ''))
+
+
+if __name__ == '__main__':
+    main()

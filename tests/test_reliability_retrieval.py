@@ -20,16 +20,15 @@ SCRIPT = os.path.join(ROOT, 'tools', 'train_retrieval.py')
 KILL_DURING_SAVE = """import io, os, runpy, signal, sys
 import torch
 save, calls = torch.save, []
-def half_save(obj, path, *args, **kwargs):
-    calls.append(path)
+def half_save(obj, f, *args, **kwargs):
+    calls.append(f)
     if len(calls) < int(os.environ['KILL_AT']):
-        return save(obj, path, *args, **kwargs)
+        return save(obj, f, *args, **kwargs)
     data = io.BytesIO()
     save(obj, data, *args, **kwargs)
-    with open(path, 'wb') as f:
-        f.write(data.getvalue()[:len(data.getvalue()) // 2])
-        f.flush()
-        os.fsync(f.fileno())
+    f.write(data.getvalue()[:len(data.getvalue()) // 2])
+    f.flush()
+    os.fsync(f.fileno())
     os.kill(os.getpid(), signal.SIGKILL)
 torch.save = half_save
 sys.argv = sys.argv[1:]

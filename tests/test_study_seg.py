@@ -125,3 +125,91 @@ def test_lr_selection_uses_its_own_draw_and_reports_each_methods_best(tmp_path):
     expected = f"| vapt | {metrics['0.001']:.2f} | {metrics['0.1']:.2f} | {float(best):g} |"
     assert expected in (out / 'selection.md').read_text()
     assert expected in result.stdout
+
+
+def test_real_backbone_configs_take_the_study_crop_and_the_papers_sgd():
+    from sample_efficiency_seg import set_crop, set_sgd
+    from vapt_mm.seg.runtime import load_config
+    cfg = load_config(str(ROOT / 'configs' / 'dinov2' / 'vapt_dinov2-s14_linear_digits.py'),
+                      'none', {'optim_wrapper.optimizer.lr': 0.03})
+    set_crop(cfg, 112)
+    set_sgd(cfg, 100)
+    sizes = [step.get('scale', step.get('crop_size'))
+             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+             for step in cfg[loader].dataset.pipeline
+             if step.type in ('RandomResize', 'RandomCrop', 'Resize')]
+    assert sizes == [(112, 112)] * 4
+    assert cfg.model.data_preprocessor.size == cfg.model.backbone.img_size == (112, 112)
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.03, momentum=0.9,
+                                               weight_decay=1e-4)
+    warm_up, cosine = cfg.param_scheduler
+    assert (warm_up.type, warm_up.end, cosine.type, cosine.begin, cosine.end, cosine.T_max) == \
+        ('LinearLR', 10, 'CosineAnnealingLR', 10, 100, 90)
+
+
+def test_real_backbone_variants_offset_and_frozen_generators():
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from vapt_mm.seg.runtime import load_config
+    register_all_modules()
+    configs = ROOT / 'configs' / 'dinov2'
+    offset = load_config(str(configs / 'vapt-offset_dinov2-s14_linear_digits.py'), 'none')
+    assert offset.model.backbone.prompt_cfg.generated_offset is True
+    cfg = load_config(str(configs / 'vapt-frozen-generators_dinov2-s14_linear_digits.py'),
+                      'none')
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lrs = {}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in wrapper.optimizer.param_groups:
+        for param in group['params']:
+            lrs[names[id(param)]] = group['lr']
+    frozen = [n for n in lrs if '.generators.' in n or '.projectors.' in n]
+    assert frozen and all(lrs[n] == 0.0 for n in frozen)
+    assert lrs['backbone.encoder.prompts.static'] == cfg.optim_wrapper.optimizer.lr
+    assert all(lrs[n] == cfg.optim_wrapper.optimizer.lr for n in lrs if 'decode_head' in n)
+
+
+def test_paired_differences_match_an_independent_t_interval(tmp_path):
+    from scipy import stats
+    from study_report import paired_differences, write_paired_report
+    metrics = {('vapt', 0): 30.0, ('vapt', 1): 34.0, ('vapt', 2): 29.0,
+               ('vpt-deep', 0): 31.0, ('vpt-deep', 1): 30.0, ('vpt-deep', 2): 30.5,
+               ('head-only', 0): 20.0}
+    rows = [dict(method=m, fraction=0.05, seed=s, metric=v, trainable=1, seconds=1.0)
+            for (m, s), v in metrics.items()]
+    vpt, head = paired_differences(rows)
+    assert vpt['comparison'] == 'vapt - vpt-deep' and vpt['seeds'] == [0, 1, 2]
+    diffs = [-1.0, 4.0, -1.5]
+    assert vpt['differences'] == diffs and vpt['mean'] == pytest.approx(0.5)
+    expected = stats.t.interval(0.95, 2, loc=0.5, scale=stats.sem(diffs))
+    assert vpt['ci95'] == pytest.approx(expected)
+    assert head['differences'] == [10.0] and head['seeds'] == [0]  # only seed 0 is paired
+    write_paired_report(rows, str(tmp_path), 'val mIoU')
+    table = (tmp_path / 'paired.md').read_text()
+    assert f'| vapt - vpt-deep | 5% | -1.00, +4.00, -1.50 | +0.50 | [{expected[0]:+.2f}, ' \
+        f'{expected[1]:+.2f}] |' in table
+    assert '| vapt - head-only | 5% | +10.00 | +10.00 | n/a (1 seed) |' in table
+    assert (tmp_path / 'paired.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_real_backbone_runs_are_reused_by_weights_content_and_optimizer(tmp_path):
+    from sample_efficiency_seg import Backbone, file_digest, run_one
+    from study_report import save_row
+    weights = tmp_path / 'vit_mmseg.pth'
+    weights.write_bytes(b'weights')
+    copy = tmp_path / 'copy.pth'
+    copy.write_bytes(b'weights')
+    assert file_digest(weights) == file_digest(copy) != file_digest(ROOT / 'setup.cfg')
+    backbone = Backbone('dinov2', f'dinov2-{file_digest(weights)}', lambda m: ROOT,
+                        lambda m, f: weights, lambda m: {}, lambda *a: None, 112)
+    work_dir = tmp_path / 'runs' / 'vapt'
+    work_dir.mkdir(parents=True)
+    row = dict(method='vapt', fraction=1.0, seed=0, metric=12.5, trainable=3, seconds=1.0)
+    save_row(work_dir / 'result.json', row, dict(
+        weights=backbone.weights_name, data='data', options={}, optimizer='adamw', size=112))
+    assert run_one('vapt', 1.0, 0, 10, tmp_path / 'data', backbone, work_dir) == row
+    with pytest.raises(ValueError, match="'optimizer': 'adamw'.*use another --out-dir"):
+        run_one('vapt', 1.0, 0, 10, tmp_path / 'data', backbone, work_dir, optimizer='sgd')

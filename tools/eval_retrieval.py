@@ -66,7 +66,8 @@ def main() -> None:
         raise SystemExit('--vapt-weights and --init-prompts exclude each other: trained prompts '
                          'or untrained ones.')
     torch.manual_seed(args.seed)
-    model, _, preprocess, tokenizer = create_clip(args.model, args.pretrained, args.model_config)
+    model, _, preprocess, tokenizer = create_clip(
+        args.model, args.pretrained, args.model_config, trunk_weights=args.trunk_weights)
     if args.vapt_weights:
         load_vapt(model, args.vapt_weights)
     if args.init_prompts:

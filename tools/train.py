@@ -1,13 +1,22 @@
-"""Train a segmentor with VAPT (mmseg's tools/train.py, plus CPU and data-fraction options)."""
+"""Train a segmentor with VAPT (mmseg's tools/train.py, plus CPU and data-fraction options).
+
+Exit codes: 0 trained; 75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (``--resume``
+continues); 74 a checkpoint could not be written (the earlier ones are kept); 1 other errors.
+"""
 import argparse
+import gc
 import logging
 import os
+import sys
 
+import torch.distributed as dist
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from vapt_mm.seg.checkpoint import latest_checkpoint
+from vapt_mm.cluster import EXIT_SAVE_FAILED, catch_stop_signals, restart_count
+from vapt_mm.seg import PreemptionHook
+from vapt_mm.seg.checkpoint import CheckpointWriteError, latest_checkpoint
 from vapt_mm.seg.checks import check_data_roots, check_resume_fits
 from vapt_mm.seg.runtime import load_config, prepare_runtime
 
@@ -17,7 +26,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true', default=False,
-                        help='resume from the latest checkpoint in the work_dir automatically')
+                        help='resume from the latest checkpoint in the work_dir automatically '
+                        '(implied when torchrun restarts the workers, --max-restarts)')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training')
     parser.add_argument('--data-fraction', type=float, default=None,
@@ -36,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
@@ -53,16 +63,42 @@ def main() -> None:
         cfg.train_dataloader.dataset = dict(type='RandomSubsetDataset', fraction=args.data_fraction,
                                             seed=args.data_seed,
                                             dataset=cfg.train_dataloader.dataset)
-    cfg.resume = args.resume
-    if args.resume and cfg.get('load_from') is None:
+    restarts = restart_count()
+    cfg.resume = args.resume or restarts > 0  # restarted by torchrun: go on from the last save
+    if cfg.resume and cfg.get('load_from') is None:
         cfg.load_from = latest_checkpoint(cfg.work_dir)  # None: nothing to resume, start anew
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     prepare_runtime(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
-    if args.resume and cfg.load_from:
+    if restarts:
+        print_log(f'restart {restarts} of the workers by torchrun: resuming from '
+                  f'{cfg.load_from or "the start (no checkpoint yet)"}', logger='current')
+    if any(isinstance(hook, PreemptionHook) for hook in runner.hooks):
+        catch_stop_signals()  # before runner.train() forks the DataLoader workers (inherited)
+    if cfg.resume and cfg.load_from:
         check_resume_fits(runner.model, cfg.load_from)
-    runner.train()
+    code = train(runner)
+    # DDP's reducer must not outlive the process group: destroyed from there (or while the
+    # interpreter shuts down), gloo's group waits for its worker thread while holding the GIL
+    # that thread may need.
+    del runner
+    gc.collect()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return code
+
+
+def train(runner: Runner) -> int:
+    """``runner.train()``; the exit code."""
+    try:
+        runner.train()
+    except CheckpointWriteError as error:
+        print_log(str(error), logger='current', level=logging.ERROR)
+        return EXIT_SAVE_FAILED
+    except SystemExit as stop:  # PreemptionHook: stopped after writing a checkpoint
+        return stop.code
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -3,24 +3,29 @@
 Single process:  python tools/train_retrieval.py --model ViT-B-32 --pretrained ckpt.bin \
                      --train-data data/demo_retrieval/train.csv --output work_dirs/vapt_b32
 Several:         bash tools/dist_train_retrieval.sh 4 --model ViT-B-32 ...   (torchrun)
-SLURM:           srun python tools/train_retrieval.py ...   (SLURM_PROCID/NTASKS/LOCALID)
+SLURM:           bash tools/slurm_train_retrieval.sh PARTITION JOB_NAME --model ...
+
+Exit codes: 0 trained; 75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (``--resume
+latest`` continues); 74 a checkpoint could not be written (the previous one is kept); 1 other
+errors.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import math
 import os
 import random
+import sys
 import time
 from typing import Any, Dict, List
 
 import torch
 import torch.distributed as dist
 from open_clip.loss import ClipLoss
-from open_clip_train.distributed import init_distributed_device_so
 from open_clip_train.scheduler import cosine_lr
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
@@ -32,7 +37,11 @@ from vapt_mm.clip.checkpoint import (load_checkpoint, rng_state, save_checkpoint
                                      truncate_log)
 from vapt_mm.clip.data import PairDataset
 from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, parse_key_values
+from vapt_mm.clip.distributed import init_distributed
 from vapt_mm.clip.factory import create_clip
+from vapt_mm.cluster import (DIST_TIMEOUT_S, EXIT_PREEMPTED, EXIT_SAVE_FAILED, agree_stop,
+                             catch_stop_signals, ignore_stop_signals, restart_count,
+                             signal_name, world_size_note)
 from vapt_mm.core import count_parameters
 
 
@@ -69,7 +78,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--output', required=True, help='folder for logs, checkpoint and weights')
     p.add_argument('--log-every', type=int, default=10)
     p.add_argument('--save-every', type=int, default=100, help='checkpoint every N steps')
-    p.add_argument('--resume', default=None, help="checkpoint file, or 'latest'")
+    p.add_argument('--resume', default=None,
+                   help="checkpoint file, or 'latest' (implied when torchrun restarts the workers)")
+    p.add_argument('--dist-timeout', type=float, default=DIST_TIMEOUT_S,
+                   help='seconds a collective waits for the other processes before it fails '
+                        '(a rank that died or hangs)')
     p.add_argument('--exit-after-steps', type=int, default=None,
                    help='checkpoint and stop after N steps of this run (time-limited jobs)')
     return p.parse_args()
@@ -87,10 +100,11 @@ def all_mean(value: torch.Tensor, world_size: int) -> float:
     return value.item() / world_size
 
 
-def main() -> None:
+def main() -> int:
+    """Train; returns the exit code."""
     args = parse_args()
-    env = init_distributed_device_so(device=args.device)
-    rank, world_size, device = env['global_rank'], env['world_size'], torch.device(env['device'])
+    catch_stop_signals()
+    rank, world_size, device = init_distributed(args.device, args.dist_timeout)
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
     log = logging.getLogger('train_retrieval')
@@ -102,7 +116,7 @@ def main() -> None:
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     model, preprocess_train, preprocess_val, tokenizer = create_clip(
-        args.model, args.pretrained, args.model_config)
+        args.model, args.pretrained, args.model_config, trunk_weights=args.trunk_weights)
     if args.method in BASELINES:
         if args.prompt:
             raise SystemExit(f'--prompt does not apply to --method {args.method}.')
@@ -139,18 +153,26 @@ def main() -> None:
     amp_dtype = torch.bfloat16 if args.precision == 'amp_bf16' else torch.float16
 
     step = 0
+    global_batch = world_size * args.batch_size * args.accum_steps
     checkpoint_path = os.path.join(args.output, 'checkpoint.pt')
     resume = checkpoint_path if args.resume == 'latest' else args.resume
+    if restart_count():
+        log.info('restart %d of the workers by torchrun: resuming from %s', restart_count(),
+                 checkpoint_path if os.path.isfile(checkpoint_path) else 'the start (none yet)')
+        if resume is None and os.path.isfile(checkpoint_path):
+            resume = checkpoint_path
     if resume and not os.path.isfile(resume):
         raise SystemExit(f'--resume: no checkpoint file {resume}.')
     if resume:
         state = load_checkpoint(resume, model, optimizer, scaler)
         step = state['step']
+        note = world_size_note(len(state['rng']), world_size, state.get('global_batch'),
+                               global_batch)
+        if note:
+            log.warning('%s', note)
         if len(state['rng']) == world_size:
             set_rng_state(state['rng'][rank])
         else:
-            log.warning('checkpoint holds RNG states of %d ranks, not %d; reseeding',
-                        len(state['rng']), world_size)
             torch.manual_seed(args.seed + rank + step)
         log.info('resumed from %s at step %d', resume, step)
     else:
@@ -160,24 +182,45 @@ def main() -> None:
            if world_size > 1 else model)
     loss_fn = ClipLoss(local_loss=True, gather_with_grad=True, rank=rank, world_size=world_size)
     log_file = os.path.join(args.output, 'train_log.jsonl')
-    if resume and rank == 0:
+    if (resume or restart_count()) and rank == 0:
         truncate_log(log_file, step)  # a killed run may have logged steps it did not save
+    saved_step = step if resume == checkpoint_path else None  # in checkpoint_path
 
-    def checkpoint() -> None:
+    def checkpoint() -> bool:
+        """Write the checkpoint of ``step``; False on every rank if rank 0 could not."""
+        nonlocal saved_step
         states: List[Dict[str, Any]] = [rng_state()]
         if world_size > 1:
             states = [None] * world_size
             dist.all_gather_object(states, rng_state())
+        error = ''
         if rank == 0:
-            save_checkpoint(checkpoint_path, model, optimizer, scaler, step, states)
+            try:
+                save_checkpoint(checkpoint_path, model, optimizer, scaler, step, states,
+                                global_batch)
+            except Exception as exc:  # full disk, quota, permissions: any failed write
+                error = f'{type(exc).__name__}: {exc}'
+        if world_size > 1:
+            shared = [error]
+            dist.broadcast_object_list(shared, src=0)  # all ranks stop, or none
+            error = shared[0]
+        if error:
+            kept = (f'{checkpoint_path} holds no checkpoint yet' if saved_step is None else
+                    f'{checkpoint_path} still holds step {saved_step}, the newest complete one')
+            log.error('could not write the checkpoint %s at step %d (%s); training stopped '
+                      'and %s. Free disk space or fix the folder\'s permissions, then '
+                      '--resume latest.', checkpoint_path, step, error, kept)
+            return False
+        saved_step = step
+        return True
 
     model.eval()
     model.visual.train()  # the prompts train; frozen towers stay in eval mode
     log.info('%d pairs, %d steps per epoch, %d steps, global batch %d', len(dataset),
-             steps_per_epoch, total_steps, world_size * args.batch_size * args.accum_steps)
-    run_steps, tic = 0, time.time()
+             steps_per_epoch, total_steps, global_batch)
+    run_steps, tic, signum, code = 0, time.time(), 0, 0
     limit = total_steps if args.exit_after_steps is None else args.exit_after_steps
-    while step < total_steps and run_steps < limit:
+    while step < total_steps and run_steps < limit and not (signum or code):
         epoch, done = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch)
         order = list(sampler)[done * args.batch_size * args.accum_steps:]
@@ -185,7 +228,7 @@ def main() -> None:
         generator = torch.Generator().manual_seed(args.seed + epoch * world_size + rank)
         loader = iter(DataLoader(Subset(dataset, order), args.batch_size, drop_last=True,
                                  num_workers=args.workers, pin_memory=device.type == 'cuda',
-                                 generator=generator))
+                                 generator=generator, worker_init_fn=ignore_stop_signals))
         for _ in range(done, steps_per_epoch):
             lr = scheduler(step)
             batches = [tuple(t.to(device, non_blocking=True) for t in next(loader))
@@ -196,10 +239,12 @@ def main() -> None:
                 autocast=lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp),
                 no_sync=ddp.no_sync if world_size > 1 else contextlib.nullcontext)
             mean_loss = all_mean(total, world_size)  # the same on every rank
-            if not math.isfinite(mean_loss):
-                raise SystemExit(f'the loss is {mean_loss} at step {step + 1}; stopped before its '
-                                 f'optimizer step, checkpoints already written ({checkpoint_path}) '
-                                 'are kept. Lower --lr or check the data, then --resume latest.')
+            if not math.isfinite(mean_loss):  # on every rank: the loss is all-reduced
+                log.error('the loss is %s at step %d; stopped before its optimizer step, '
+                          'checkpoints already written (%s) are kept. Lower --lr or check the '
+                          'data, then --resume latest.', mean_loss, step + 1, checkpoint_path)
+                code = 1
+                break
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -220,21 +265,31 @@ def main() -> None:
                     with open(log_file, 'a') as f:
                         f.write(json.dumps({'step': step, 'epoch': epoch, 'loss': mean_loss,
                                             'lr': lr, 'samples_per_s': speed}) + '\n')
-            stop = run_steps >= limit
-            if step % args.save_every == 0 or step == total_steps or stop:
-                checkpoint()
-            if stop:
+            signum = agree_stop()  # SIGTERM/SIGUSR1 on any rank: all stop after this step
+            stop = run_steps >= limit or signum
+            if (step % args.save_every == 0 or step == total_steps or stop) and not checkpoint():
+                code = EXIT_SAVE_FAILED
+            if stop or code:
                 break
 
-    if rank == 0 and step == total_steps:
+    if rank == 0 and step == total_steps and not code:
         path = os.path.join(args.output, 'vapt.safetensors')
         save_vapt(model, path, metadata={'open_clip_model': args.model,
                                          'pretrained': str(args.pretrained)})
         log.info('saved the trainable weights to %s', path)
     if world_size > 1:
+        # DDP's reducer must not outlive the process group: destroyed from there, gloo's
+        # group waits for its worker thread while holding the GIL that thread may need.
+        del ddp
+        gc.collect()
         dist.barrier()  # no rank leaves while another still saves or logs
         dist.destroy_process_group()
+    if signum and step < total_steps and not code:
+        log.warning('%s: stopped after step %d, saved in %s; continue with --resume latest '
+                    '(exit code %d).', signal_name(signum), step, checkpoint_path, EXIT_PREEMPTED)
+        return EXIT_PREEMPTED
+    return code
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

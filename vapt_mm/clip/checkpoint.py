@@ -29,16 +29,28 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scaler: Optional[torch.amp.GradScaler], step: int,
-                    rng_states: List[Dict[str, Any]]) -> None:
-    """Write the state to resume from (``rng_states``: one per rank), atomically."""
+                    rng_states: List[Dict[str, Any]], global_batch: Optional[int] = None) -> None:
+    """Write the state to resume from (``rng_states``: one per rank) atomically: to a
+    temporary file, synced to the disk, then renamed. A failed write (full disk, quota,
+    permissions; also an error a network file system reports only on sync) raises with
+    ``path`` left as it was and the temporary file removed."""
     state = {'step': step,
              'trainable': {n: t.cpu() for n, t in trainable_state_dict(model).items()},
              'optimizer': optimizer.state_dict(),
              'scaler': scaler.state_dict() if scaler is not None else {},
-             'rng': rng_states}
+             'rng': rng_states,
+             'global_batch': global_batch}
     tmp = f'{path}.tmp'
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer,

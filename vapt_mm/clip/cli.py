@@ -5,11 +5,13 @@ from typing import Any, Dict, Sequence
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--pretrained`` and ``--model-config`` (see ``create_clip``)."""
+    """``--model``, ``--pretrained``, ``--model-config``, ``--trunk-weights`` (``create_clip``)."""
     parser.add_argument('--model', required=True, help='open_clip model name')
     parser.add_argument('--pretrained', default=None,
                         help='pretrained tag or local checkpoint file')
     parser.add_argument('--model-config', default=None, help='extra open_clip model config JSON')
+    parser.add_argument('--trunk-weights', default=None,
+                        help='backbone weights for a timm ViT image trunk (.npz, DINOv2, ...)')
 
 
 def add_caption_file_arguments(parser: argparse.ArgumentParser) -> None:

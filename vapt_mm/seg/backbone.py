@@ -13,11 +13,9 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ..core import PromptConfig, PromptedViT
+from ..weights import load_checked, read_vit_weights, timm_vit_state
 from .mmseg_vit import MMSegViT
-from .weights import is_timm_vit, read_checkpoint, state_dict_of, strip_prefix, timm_to_mmseg_vit
-
-#: Largest share of ViT parameter elements a pretrained file may leave unloaded.
-MAX_MISSING_RATIO = 0.5
+from .weights import mmseg_vit_weights
 
 
 def build_vit(cfg: dict, img_size: Tuple[int, int], final_norm: bool) -> nn.Module:
@@ -30,9 +28,9 @@ def build_vit(cfg: dict, img_size: Tuple[int, int], final_norm: bool) -> nn.Modu
 
         from ..models.timm_vit import TimmViT
         name = cfg.pop('model_name')
-        if not is_model_in_modules(name, ['vision_transformer']):
+        if not is_model_in_modules(name, ['vision_transformer', 'deit']):
             raise TypeError(f'timm model {name!r} is not a plain ViT; VAPTBackbone needs a timm '
-                            'VisionTransformer (e.g. vit_base_patch16_224).')
+                            'VisionTransformer (e.g. vit_base_patch16_224, a DeiT or DINOv2).')
         cfg.pop('checkpoint_path', None)
         cfg.setdefault('dynamic_img_size', True)
         cfg.setdefault('dynamic_img_pad', True)
@@ -71,7 +69,8 @@ class VAPTBackbone(BaseModule):
             training (less memory, more time). Default: False.
         pretrained (str, optional): Deprecated alias of ``init_cfg``'s checkpoint.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=path)``
-            with timm- or mmseg-format ViT weights (``.pth`` or ``.safetensors``).
+            with ViT weights in any format of ``vapt_mm.weights.FORMATS`` (timm,
+            mmseg, Google ``.npz``, MoCo v3, MAE, DeiT, DINOv2 incl. Hugging Face).
     """
 
     def __init__(self, vit: dict, prompt_cfg: Optional[dict] = None,
@@ -134,45 +133,31 @@ class VAPTBackbone(BaseModule):
         self._is_init = True
 
     def load_pretrained(self, path: str) -> Dict[str, List[str]]:
-        """Load ViT weights from ``path``, resizing position embeddings.
+        """Load ViT weights from ``path`` (any format of ``vapt_mm.weights.FORMATS``),
+        resizing position embeddings to ``img_size``.
 
-        Returns the missing and unexpected keys; raises if more than half of
-        the ViT's parameters would stay random.
+        Returns the missing and unexpected keys (the file's keys that are not
+        the ViT included); raises, with nothing loaded, if the file does not fit.
         """
-        state = state_dict_of(read_checkpoint(path))
-        state = strip_prefix(strip_prefix(state, 'backbone.'), 'encoder.vit.model.')
+        weights = read_vit_weights(path)
         if isinstance(self.vit, VisionTransformer):
-            state = self._mmseg_state(state)
+            weights = mmseg_vit_weights(weights, path)
+            keys = load_checked(self.vit, self._resize_pos_embed(weights.state), weights, path,
+                                'layers.')
         else:
-            from timm.models.vision_transformer import checkpoint_filter_fn
-            state = checkpoint_filter_fn(state, self.vit)
-        own = self.vit.state_dict()
-        reshaped = sorted(k for k, v in state.items() if k in own and v.shape != own[k].shape)
-        state = {k: v for k, v in state.items() if k not in reshaped}  # left out: missing
-        result = self.vit.load_state_dict(state, strict=False)
-        params = dict(self.vit.named_parameters())
-        missing = sum(params[k].numel() for k in result.missing_keys if k in params)
-        total = sum(p.numel() for p in params.values())
-        keys = {'missing keys': result.missing_keys, 'unexpected keys': result.unexpected_keys,
-                'keys of another shape': reshaped}
-        if missing > MAX_MISSING_RATIO * total:
-            report = ', '.join(f'{len(v)} {k} {v[:6]}' for k, v in keys.items())
-            raise ValueError(f'{path} does not fit this ViT: it would leave {missing / total:.0%} '
-                             f'of the ViT parameters random ({report}); use a weights file of '
-                             "this ViT (same depth, width and patch size) or set vit= to the "
-                             "file's architecture.")
-        print_log(f'VAPTBackbone loaded {path}; ' + '; '.join(f'{k}: {v}' for k, v in keys.items()),
-                  logger='current')
-        return dict(missing_keys=result.missing_keys, unexpected_keys=result.unexpected_keys)
+            keys = load_checked(self.vit, timm_vit_state(weights, self.vit, path), weights, path,
+                                'blocks.')
+        print_log(f'VAPTBackbone loaded {path}, read as {weights.description}; '
+                  + '; '.join(f'{k}: {v}' for k, v in keys.items()), logger='current')
+        return dict(missing_keys=keys['missing_keys'], unexpected_keys=keys['unexpected_keys'])
 
-    def _mmseg_state(self, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def _resize_pos_embed(self, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The class token's and a square grid's position embeddings -> the crop's grid."""
         vit = self.vit
-        if is_timm_vit(state):
-            state = timm_to_mmseg_vit(state)
         pos = state.get('pos_embed')
         if pos is not None and pos.shape != vit.pos_embed.shape:
             side = int((pos.shape[1] - 1) ** 0.5)
             grid = (vit.img_size[0] // vit.patch_size, vit.img_size[1] // vit.patch_size)
-            state['pos_embed'] = vit.resize_pos_embed(pos, grid, (side, side),
-                                                      vit.interpolate_mode)
+            state = {**state, 'pos_embed': vit.resize_pos_embed(pos, grid, (side, side),
+                                                                vit.interpolate_mode)}
         return state

@@ -76,7 +76,7 @@ def torch_rng_state() -> Dict[str, Any]:
             'cuda': torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
 
 
-def _checkpoint_due(runner) -> bool:
+def checkpoint_due(runner) -> bool:
     """Whether a ``CheckpointHook`` saves after this training iteration."""
     return any(isinstance(hook, CheckpointHook) and not hook.by_epoch and (
         hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
@@ -93,7 +93,9 @@ class RNGStateHook(Hook):
     again and replays the data pipeline of the iterations already trained
     (``IterBasedTrainLoop`` skips data by loading it), which leaves them as
     they were. The torch state is restored after that replay, right before
-    the first resumed iteration.
+    the first resumed iteration. The states of another number of processes do
+    not map onto this one: they are then left as mmengine seeded them
+    (``WorldSizeHook`` logs what that changes).
     """
 
     priority = 'LOW'  # after_train_iter before CheckpointHook (VERY_LOW)
@@ -103,11 +105,16 @@ class RNGStateHook(Hook):
         self._pending: Optional[Dict[str, Any]] = None
         self._pending_iter = -1
 
+    def gather(self) -> None:
+        """Collect every rank's state for the next checkpoint: a collective that all ranks
+        call (the checkpoint itself is written by rank 0 only)."""
+        if get_world_size() > 1:
+            self._gathered = all_gather_object(torch_rng_state())
+
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
-        # All ranks take part; the checkpoint itself is written by rank 0 only.
-        if get_world_size() > 1 and _checkpoint_due(runner):
-            self._gathered = all_gather_object(torch_rng_state())
+        if checkpoint_due(runner):
+            self.gather()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         states = self._gathered if get_world_size() > 1 else [torch_rng_state()]
@@ -116,12 +123,7 @@ class RNGStateHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get(RNG_STATES)
-        if states is None:
-            return
-        if len(states) != get_world_size():
-            print_log(f'the checkpoint holds the RNG states of {len(states)} process(es), not '
-                      f'{get_world_size()}: dropout draws differ from an uninterrupted run.',
-                      logger='current')
+        if states is None or len(states) != get_world_size():
             return
         self._pending = states[get_rank()]
         self._pending_iter = checkpoint.get('meta', {}).get('iter', -1)
@@ -164,17 +166,40 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     return None
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, quota, permissions); the message names
+    it and the newest complete checkpoint, which the failed write left as it was."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        newest = latest_checkpoint(os.path.dirname(os.path.abspath(path)))
+        super().__init__(error.errno, (
+            f'could not write the checkpoint {path} ({error}); training stopped. The newest '
+            f'complete checkpoint is {newest or "none yet"}: free disk space '
+            'or fix the folder\'s permissions, then continue with --resume.'))
+
+
 class AtomicLocalBackend(LocalBackend):
-    """Local file backend whose writes go to a temporary file, then are renamed,
-    so an interrupted save never leaves a truncated checkpoint."""
+    """Local file backend whose writes go to a temporary file, synced to the disk, then
+    renamed, so an interrupted save never leaves a truncated checkpoint, and a failed one
+    (also an error a network file system reports only on sync) raises
+    ``CheckpointWriteError`` with the earlier files untouched."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        try:
+            self._write(obj, str(filepath))
+        except OSError as error:
+            raise CheckpointWriteError(str(filepath), error) from error
+
+    @staticmethod
+    def _write(obj: bytes, filepath: str) -> None:
         directory = os.path.dirname(os.path.abspath(filepath))
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp_')
         try:
             with os.fdopen(fd, 'wb') as f:
                 f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, filepath)
         except BaseException:
             os.unlink(tmp)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+from datetime import timedelta
 from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+
+from ..cluster import DIST_TIMEOUT_S
 
 
 def sync_bn_to_bn(node: Any) -> int:
@@ -26,12 +29,16 @@ def sync_bn_to_bn(node: Any) -> int:
 
 
 def prepare_runtime(cfg: Config, launcher: str) -> None:
-    """Adapt ``cfg`` in place to the machine; on GPUs it is left unchanged.
+    """Adapt ``cfg`` in place to the machine.
 
-    Without CUDA: SyncBN becomes BN, and with ``--launcher pytorch`` the
-    process group is set up with gloo here (mmengine's own set-up calls
-    ``torch.cuda.set_device``) and DDP wraps the CPU model (``device_ids=None``).
+    With a launcher, the process group gets ``DIST_TIMEOUT_S`` unless the config sets
+    ``env_cfg.dist_cfg.timeout``. Without CUDA: SyncBN becomes BN, and with
+    ``--launcher pytorch`` the process group is set up with gloo here (mmengine's own
+    set-up calls ``torch.cuda.set_device``) and DDP wraps the CPU model (``device_ids=None``).
     """
+    if launcher != 'none':
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', DIST_TIMEOUT_S)
+        cfg.merge_from_dict({'env_cfg.dist_cfg.timeout': timeout})
     if torch.cuda.is_available():
         return
     if sync_bn_to_bn(cfg.model):
@@ -41,10 +48,12 @@ def prepare_runtime(cfg: Config, launcher: str) -> None:
     if launcher != 'pytorch':
         raise RuntimeError(f'--launcher {launcher} without CUDA is not supported; use '
                            '--launcher pytorch (torchrun) for CPU processes.')
+    timeout = cfg.env_cfg.dist_cfg.timeout
     if not dist.is_initialized():
         dist.init_process_group('gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']))
-    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+                                world_size=int(os.environ['WORLD_SIZE']),
+                                timeout=timedelta(seconds=timeout))
+    cfg.env_cfg.dist_cfg = dict(backend='gloo', timeout=timeout)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper.setdefault('broadcast_buffers', False)

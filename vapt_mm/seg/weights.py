@@ -1,32 +1,24 @@
-"""Safe reading of weight files and timm -> mmseg ViT key conversion."""
+"""Safe reading of checkpoints, and a file's ViT in mmseg ``VisionTransformer`` keys."""
 from __future__ import annotations
 
-import os
+import dataclasses
+import math
+import re
 from collections import OrderedDict
 from typing import Any, Dict, Mapping
 
 import torch
-from safetensors.torch import load_file
 
+from ..weights import ViTWeights
+from ..weights import read_checkpoint as read_weights_file
+from ..weights.formats import OPEN_CLIP
 from .safe_pickle import allow_mmengine_checkpoints
 
 
 def read_checkpoint(path: str) -> Dict[str, Any]:
-    """Load a ``.safetensors`` or torch file on the CPU without running pickled code.
-
-    Torch files are read with ``weights_only=True`` (plus the few mmengine
-    types its checkpoints hold); anything else in the pickle is refused.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist.')
-    if path.endswith('.safetensors'):
-        return load_file(path, device='cpu')
+    """``vapt_mm.weights.read_checkpoint`` with mmengine's checkpoint types allowed."""
     allow_mmengine_checkpoints()
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError or RuntimeError
-        raise RuntimeError(f'refused to load {path}: it is not a plain weights file (the pickle '
-                           f'holds objects outside the allow-list). {error}') from error
+    return read_weights_file(path)
 
 
 def state_dict_of(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
@@ -37,14 +29,38 @@ def state_dict_of(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     return {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
 
 
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
-    """Keys under ``prefix`` without it, or ``state_dict`` unchanged if none has it."""
-    inner = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    return inner or dict(state_dict)
+def mmseg_vit_weights(weights: ViTWeights, path: str) -> ViTWeights:
+    """``weights`` in mmseg ``VisionTransformer`` keys; timm's head joins the ignored keys.
 
-
-def is_timm_vit(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return any(k.startswith('blocks.') for k in state_dict)
+    LayerScale is folded into the linears (``fold_layer_scale``); what mmseg's
+    ViT has no place for (register tokens, DeiT's distillation token, no class
+    token or no position embedding for it) is refused.
+    """
+    if weights.format == OPEN_CLIP:
+        raise ValueError(f'{path} is an {OPEN_CLIP}: load it into a timm CLIP ViT, e.g. '
+                         "vit=dict(type='timm', model_name='vit_base_patch16_clip_224', ...).")
+    if weights.layout != 'timm':
+        return weights
+    state = dict(weights.state)
+    tokens = {'reg_token': ('register tokens', 'vit_small_patch14_reg4_dinov2'),
+              'dist_token': ('a distillation token', 'deit_base_distilled_patch16_224')}
+    for key, (what, model_name) in tokens.items():
+        if key in state:
+            raise ValueError(f"{path} ({weights.description}) has {what}, which mmseg's "
+                             'VisionTransformer has no place for; load it into the timm ViT: '
+                             f"vit=dict(type='timm', model_name='{model_name}', ...).")
+    positions = state['pos_embed'].shape[1] - 1 if 'pos_embed' in state else 0
+    if 'cls_token' not in state or math.isqrt(positions) ** 2 != positions:
+        raise ValueError(f"{path} ({weights.description}) has no class token with a position "
+                         "embedding of its own, which mmseg's VisionTransformer needs; load it "
+                         "into the timm ViT: vit=dict(type='timm', model_name=..., "
+                         'class_token=..., no_embed_class=...) as the file was trained.')
+    head = [k for k in state if k.startswith('head')]
+    if any(re.search(r'\.ls[12]\.gamma$', k) for k in state):
+        from ..pretrain.dinov2_onnx import fold_layer_scale  # imports onnx: only when needed
+        state = fold_layer_scale(state)
+    return dataclasses.replace(weights, state=timm_to_mmseg_vit(state), layout='mmseg',
+                               ignored=weights.ignored + tuple(head))
 
 
 def timm_to_mmseg_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
