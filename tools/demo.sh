@@ -4,15 +4,12 @@
 #      mmseg weights (cached in ~/.cache/vapt_mm/pretrained or $VAPT_PRETRAIN_CACHE), and
 #      start training a text tower on it LiT-style (image tower locked; cached too);
 #   1. segmentation of real MNIST digits pasted on real photos (ADE20K layout): a linear
-#      probe (head-only), VAPT prompts and VPT-deep prompts + the same linear head on the
-#      frozen ViT, each trained with mmengine's Runner and tested (mIoU); VAPT's predictions
-#      are painted;
+#      probe (head-only) and VAPT prompts + the same linear head on the frozen ViT, each
+#      trained with mmengine's Runner and tested (mIoU); VAPT's predictions are painted;
 #   2. retrieval of digit-on-photo images by caption: the LiT CLIP zero-shot, with VAPT's
 #      untrained prompts, then its image projection tuned (head-only), then VAPT prompts +
 #      projection; Recall@K and top-5 grids;
-#   3. a table of both tasks side by side (work_dirs/demo/summary.md);
-#   4. where the prompts of VAPT and VPT-deep look (token maps, attention to the prompts,
-#      Grad-CAM; tools/analysis_tools/visualize_prompts.py).
+#   3. a table of both tasks side by side (work_dirs/demo/summary.md).
 # Everything is written under work_dirs/demo (override with VAPT_DEMO_DIR).
 set -Eeuo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,9 +40,9 @@ trap 'kill "$lit_job" 2>/dev/null || true' EXIT
 cfg_dir=configs/dinov2
 say "1. segmentation: generating real digits on real photos in data/digits_ade20k"
 $py tools/make_digits_ade20k.py data/digits_ade20k
-for method in head-only vapt vpt-deep; do
+for method in head-only vapt; do
     cfg="$cfg_dir/${method}_dinov2-s14_linear_digits.py"
-    # All on mmseg's own ViT with the LayerScale-folded weights: the same frozen network.
+    # Both on mmseg's own ViT with the LayerScale-folded weights: the same frozen network.
     options=(--cfg-options "model.backbone.init_cfg.checkpoint=$mmseg_vit")
     [[ $method == vapt ]] && export OMP_NUM_THREADS="$threads"
     say "1. segmentation: training $cfg (200 iterations)"
@@ -87,21 +84,13 @@ done
 
 say "3. results side by side"
 $py tools/analysis_tools/demo_summary.py "$out"
-
-say "4. where the prompts look: VAPT and VPT-deep on the same validation images"
-$py tools/analysis_tools/visualize_prompts.py seg \
-    --run VAPT "$cfg_dir/vapt_dinov2-s14_linear_digits.py" "$out/seg/vapt/iter_200.pth" \
-    --run VPT-deep "$cfg_dir/vpt-deep_dinov2-s14_linear_digits.py" \
-    "$out/seg/vpt-deep/iter_200.pth" --images 0 1 2 --out "$out/prompts" \
-    --cfg-options "model.backbone.init_cfg.checkpoint=$mmseg_vit"
 echo
 echo "==> demo finished in $((SECONDS - start)) s. Written:"
 echo "    converted backbone (timm, mmseg):  $timm_vit"
 echo "                                       $mmseg_vit"
 echo "    LiT CLIP (open_clip local-dir):    $clip"
-echo "    segmentation runs and metrics:     $out/seg/{head-only,vapt,vpt-deep}, .../test"
+echo "    segmentation runs and metrics:     $out/seg/{head-only,vapt}, .../test"
 echo "    VAPT prediction overlays:          $out/seg/predictions"
 echo "    retrieval recalls:                 $out/retrieval/recall_{zero-shot,vapt-untrained,head-only,vapt}.json"
 echo "    retrieval top-5 images per query:  $out/retrieval/top5_{zero-shot,head-only,vapt}.png"
 echo "    summary table:                     $out/summary.md"
-echo "    where the prompts look:            $out/prompts/{attention_gradcam,token_maps_VAPT}.png"

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from vapt_mm.seg.weights import read_checkpoint
 
-SEG_METHODS = ('head-only', 'vapt', 'vpt-deep')
+SEG_METHODS = ('head-only', 'vapt')
 #: ``vapt-untrained``: the LiT CLIP with VAPT's prompts at their initialisation.
 RETRIEVAL_METHODS = ('zero-shot', 'vapt-untrained', 'head-only', 'vapt')
 
