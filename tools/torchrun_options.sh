@@ -4,10 +4,12 @@
 # split_torchrun_options ARGS...: torchrun's --max-restarts N (restart the workers up to N
 # times after a failure; they resume from the newest complete checkpoint) goes to
 # TORCHRUN_OPTIONS, every other argument to TOOL_ARGS. The scripts rendezvous with c10d at
-# MASTER_ADDR:PORT: torchrun's static rendezvous keeps the first attempt's addresses in its
-# store, and restarted gloo workers cannot connect.
+# MASTER_ADDR:PORT, and each attempt's workers get a store of their own: in the store torchrun
+# shares with them, restarted workers may read the previous attempt's addresses and fail to
+# connect (pytorch/pytorch#135712).
 TORCHRUN_OPTIONS=(--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1
                   --shutdown-timeout="${SHUTDOWN_TIMEOUT:-90}")
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=${TORCH_DISABLE_SHARE_RDZV_TCP_STORE:-1}
 TOOL_ARGS=()
 split_torchrun_options() {
     while (($#)); do

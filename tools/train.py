@@ -14,7 +14,8 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from vapt_mm.cluster import EXIT_SAVE_FAILED, catch_stop_signals, restart_count
+from vapt_mm.cluster import (EXIT_SAVE_FAILED, catch_stop_signals, ignore_stop_signals,
+                             restart_count)
 from vapt_mm.seg import PreemptionHook
 from vapt_mm.seg.checkpoint import CheckpointWriteError, latest_checkpoint
 from vapt_mm.seg.checks import check_data_roots, check_resume_fits
@@ -78,6 +79,7 @@ def main() -> int:
     if cfg.resume and cfg.load_from:
         check_resume_fits(runner.model, cfg.load_from)
     code = train(runner)
+    ignore_stop_signals()  # training is over: leave with ``code``, not killed by a late signal
     # DDP's reducer must not outlive the process group: destroyed from there (or while the
     # interpreter shuts down), gloo's group waits for its worker thread while holding the GIL
     # that thread may need.

@@ -272,6 +272,7 @@ def main() -> int:
             if stop or code:
                 break
 
+    ignore_stop_signals()  # training is over: leave with its code, not killed by a late signal
     if rank == 0 and step == total_steps and not code:
         path = os.path.join(args.output, 'vapt.safetensors')
         save_vapt(model, path, metadata={'open_clip_model': args.model,
