@@ -43,11 +43,11 @@ class ChannelWiseConv2d(nn.Module):
         kernels, _, k, _ = self.weight.shape
         pad = self.padding
         maps = maps.view(maps.shape[0], 1, size[0] + 2 * pad - k + 1, size[1] + 2 * pad - k + 1)
-        # One shifted copy per tap: small element-wise operators that run inline on
-        # one thread (F.fold's backward, im2col, forks threads even for tiny maps).
-        taps = self.weight.flatten(1).unbind(1)
-        terms = [F.pad(maps * taps[dy * k + dx].view(kernels, 1, 1),
-                       (dx, k - 1 - dx, dy, k - 1 - dy)) for dy in range(k) for dx in range(k)]
+        # The maps times every tap, then one shifted copy per tap: small element-wise
+        # operators (F.fold's backward, im2col, forks threads even for tiny maps).
+        scaled = maps.unsqueeze(2) * self.weight.view(1, kernels, k * k, 1, 1)
+        terms = [F.pad(scaled[:, :, dy * k + dx], (dx, k - 1 - dx, dy, k - 1 - dy))
+                 for dy in range(k) for dx in range(k)]
         return sum(terms[1:], terms[0])[..., pad:pad + size[0], pad:pad + size[1]]
 
 
