@@ -39,7 +39,8 @@ echo "==> resolving ${roots[*]} for CPython 3.12 (constraints: $constraints)"
 pip_ install -q --dry-run --ignore-installed --target "$work/target" --report "$work/report.json" \
     "${target[@]}" -c <(grep -v -E '^(mmcv|torch|torchvision)==' "$constraints") "${roots[@]}"
 
-DEVICE_HAS="$DEVICE_HAS" ROOTS="${roots[*]}" "$python" - "$work/report.json" > "$work/missing" <<'PY'
+DEVICE_HAS="$DEVICE_HAS" ROOTS="${roots[*]}" \
+    "$python" - "$work/report.json" > "$work/missing" <<'PY'
 import json, os, re, sys
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -51,7 +52,8 @@ env = {**default_environment(), 'python_version': '3.12', 'python_full_version':
        'sys_platform': 'linux', 'platform_system': 'Linux', 'platform_machine': 'x86_64',
        'implementation_name': 'cpython', 'platform_python_implementation': 'CPython',
        'os_name': 'posix', 'extra': ''}
-resolved = {norm(i['metadata']['name']): i['metadata'] for i in json.load(open(sys.argv[1]))['install']}
+report = json.load(open(sys.argv[1]))
+resolved = {norm(i['metadata']['name']): i['metadata'] for i in report['install']}
 has = {norm(n) for n in os.environ['DEVICE_HAS'].split()}
 todo, keep = [norm(r) for r in os.environ['ROOTS'].split()], {}
 while todo:
