@@ -48,13 +48,9 @@ def test_position_weights_map_the_normalised_patches_to_the_prompts(shared, grid
     gen = generator(3, 1, shared=shared, dtype=torch.float64).eval()
     patches = torch.randn(2, grid[0] * grid[1], 8, dtype=torch.float64)
     weights = gen.position_weights(grid)
-    normed = gen.norm(patches)
-    if shared:
-        assert weights.shape == (3, grid[0] * grid[1])
-        prompts = torch.einsum('nj,bjc->bnc', weights, normed)
-    else:
-        assert weights.shape == (8, 3, grid[0] * grid[1])
-        prompts = torch.einsum('cnj,bjc->bnc', weights, normed)
+    assert weights.shape == (1 if shared else 8, 3, grid[0] * grid[1])
+    prompts = torch.einsum('cnj,bjc->bnc', weights.expand(8, -1, -1), gen.norm(patches))
+    if not shared:
         assert torch.equal(gen(patches, grid), gen.forward_by_operator(patches, grid))
     expected = gen.forward_by_operator(patches, grid) - gen.token_map.bias[:, None]
     assert torch.allclose(prompts, expected, atol=1e-12, rtol=0)

@@ -23,7 +23,7 @@ class PromptGenerator(nn.Module):
     Resampling, convolution (without bias) and token map are linear over the
     positions and act on every channel alike (with a shared kernel), and Dropout2d scales
     each (image, channel) map by one scalar, so the generator computes
-    ``mask * (position_weights(grid) @ LN(x)) + bias``: one matmul per layer.
+    ``mask * (position_weights(grid)[0] @ LN(x)) + bias``: one matmul per layer.
     With ``shared_kernel=False`` the map differs per channel and the forward
     runs operator by operator (``forward_by_operator``, the definition).
 
@@ -53,15 +53,15 @@ class PromptGenerator(nn.Module):
         nn.init.zeros_(self.token_map.bias)
 
     def position_weights(self, grid: Grid) -> torch.Tensor:
-        """The linear map from the patch positions of ``grid`` to the prompts.
+        """The linear map M (K, N, H*W) from the patch positions of ``grid`` to the prompts.
 
         Resampling to the reference grid, convolution and token map in one
-        matrix: (N, H*W) with a shared kernel, (C, N, H*W) otherwise. Without
-        dropout, prompt n of channel c is ``sum_j M[(c,) n, j] * LN(x)[j, c]``
-        plus ``token_map.bias[n]``. Differentiable in the parameters.
+        matrix per kernel: K = 1 with a shared kernel, else K = C (one per
+        channel, ``k(c) = c``). Without dropout, prompt n of channel c (before
+        the projector) is ``sum_j M[k(c), n, j] * LN(x)[j, c] + token_map.bias[n]``.
+        Differentiable in the parameters; positions are row-major (j = y * W + x).
         """
-        maps = self.conv.transpose(self.token_map.weight, self.ref_grid)
-        maps = maps[:, 0] if self.conv.shared else maps.transpose(0, 1)  # ([C,] N, h, w)
+        maps = self.conv.transpose(self.token_map.weight, self.ref_grid).transpose(0, 1)
         if tuple(grid) != self.ref_grid:
             antialias = grid[0] > self.ref_grid[0] or grid[1] > self.ref_grid[1]
             rows = _resampling_matrix(grid[0], self.ref_grid[0], antialias, maps)
@@ -75,7 +75,7 @@ class PromptGenerator(nn.Module):
         if not self.conv.shared:
             return self.forward_by_operator(patches, grid)
         batch, _, dim = patches.shape
-        weights = self.position_weights(grid).expand(batch, -1, -1)  # bmm: no layout copies
+        weights = self.position_weights(grid)[0].expand(batch, -1, -1)  # bmm: no layout copies
         tokens = weights @ self.norm(patches)                         # (B, N, C)
         if self.training and self.dropout.p > 0:
             mask = self.dropout(patches.new_ones(batch, dim, 1, 1)).view(batch, 1, dim)
