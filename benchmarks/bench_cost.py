@@ -14,7 +14,7 @@ the path before the fused generator), for before/after comparisons in one proces
 
     python benchmarks/bench_cost.py [--device cuda] [--steps 5] [--sizes 224 512]
         [--threads 2] [--batch 2] [--methods vpt-deep vapt] [--seg-modes whole slide]
-        [--json-out FILE]
+        [--json-out FILE] [--profile]
 """
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ from rss import RssSampler  # benchmarks/rss.py, next to this script
 METHODS = ('head-only', 'vpt-deep', 'vapt', 'full', 'vapt-by-operator')
 PROMPTED = ('vpt-deep', 'vapt', 'vapt-by-operator')
 #: Segmentors timed in inference, all ViT-B/16 + UPerNet (random weights).
-SEG_CONFIGS = {'plain': 'configs/head-only_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
+#: Keyed by method ('head-only': the plain frozen ViT); those of ``--methods`` are timed.
+SEG_CONFIGS = {'head-only': 'configs/head-only_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
                'vpt-deep': 'configs/vpt-deep_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
                'vapt': 'configs/vapt_vit-b16_upernet_8xb2-160k_ade20k-512x512.py',
                'vapt-by-operator': 'configs/vapt_vit-b16_upernet_8xb2-160k_ade20k-512x512.py'}
@@ -130,13 +131,18 @@ def interleaved(fns: Dict[str, Callable[[], None]], steps: int,
 
 
 def summary(times: Dict[str, List[float]], baselines: Sequence[str]) -> Dict[str, dict]:
-    """Median seconds and, for each baseline, the median of the per-round ratios."""
+    """Median seconds and, for each baseline, the median and quartiles of the per-round
+    ratios (``'/base'``, ``'/base iqr'``)."""
     out = {}
     for name, t in times.items():
         out[name] = {'s': statistics.median(t)}
         for base in baselines:
             if base in times:
-                out[name][f'/{base}'] = statistics.median(a / b for a, b in zip(t, times[base]))
+                ratios = [a / b for a, b in zip(t, times[base])]
+                out[name][f'/{base}'] = statistics.median(ratios)
+                if len(ratios) > 1:
+                    q1, _, q3 = statistics.quantiles(ratios, n=4, method='inclusive')
+                    out[name][f'/{base} iqr'] = [q1, q3]
     return out
 
 
@@ -158,11 +164,13 @@ def build_segmentor(config: str, device: str, slide: bool) -> torch.nn.Module:
     return MODELS.build(cfg.model).to(device).eval()
 
 
-def segmentor_inference(mode: str, steps: int, batch: int, device: str) -> Dict[str, dict]:
+def segmentor_inference(mode: str, methods: Sequence[str], steps: int, batch: int,
+                        device: str) -> Dict[str, dict]:
     """``EncoderDecoder.inference`` in ``mode`` on SEG_SHAPE images, interleaved."""
     models = {name: build_segmentor(config, device, mode == 'slide')
-              for name, config in SEG_CONFIGS.items()}
-    by_operator(models['vapt-by-operator'])
+              for name, config in SEG_CONFIGS.items() if name in methods}
+    if 'vapt-by-operator' in models:
+        by_operator(models['vapt-by-operator'])
     images = torch.randn(batch, 3, *SEG_SHAPE, device=device)
     metas = [dict(img_shape=SEG_SHAPE, ori_shape=SEG_SHAPE, pad_shape=SEG_SHAPE)] * batch
     for model in models.values():
@@ -170,7 +178,7 @@ def segmentor_inference(mode: str, steps: int, batch: int, device: str) -> Dict[
     with torch.no_grad():
         times = interleaved({name: (lambda m=m: m.inference(images, metas))
                              for name, m in models.items()}, steps, device)
-    return summary(times, ('vpt-deep', 'plain'))
+    return summary(times, ('vpt-deep', 'head-only'))
 
 
 def flops(model: torch.nn.Module, size: int, device: str) -> int:
@@ -241,7 +249,9 @@ def measure_size(size: int, methods: Sequence[str], args: argparse.Namespace) ->
         rows.append({
             'size': size, 'batch': args.batch, 'method': m,
             'step_s': step[m]['s'], 'step_ratio': step[m].get('/vpt-deep'),
+            'step_ratio_iqr': step[m].get('/vpt-deep iqr'),
             'infer_s': infer[m]['s'], 'infer_ratio': infer[m].get('/vpt-deep'),
+            'infer_ratio_iqr': infer[m].get('/vpt-deep iqr'),
             'infer_over_plain': infer[m].get('/head-only'),
             'gflops': counted[m] / 1e9,
             'flops_over_plain_%': 100 * (counted[m] / plain_flops - 1) if plain_flops else None,
@@ -252,6 +262,24 @@ def measure_size(size: int, methods: Sequence[str], args: argparse.Namespace) ->
             'peak_mem_MiB': peak_memory(m, size, args) / 2**20,
         })
     return rows
+
+
+def profile_steps(size: int, methods: Sequence[str], args: argparse.Namespace) -> None:
+    """torch.profiler's operator table of two training steps of each method (after a warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == 'cuda'
+                                           else [])
+    for m in methods:
+        step = make_step(Classifier(m, size, args.arch).to(args.device).train(), size,
+                         args.batch, args.device)
+        step()
+        with profile(activities=activities) as prof:
+            step(), step()
+        events = prof.key_averages()
+        calls = sum(e.count for e in events if e.key.startswith('aten::'))
+        print(f'\nprofile: {m}, {size}, {torch.get_num_threads()} thread(s), 2 steps, '
+              f'{calls} aten operator calls\n')
+        print(events.table(sort_by='self_cpu_time_total', row_limit=args.profile_rows))
 
 
 def fmt(value, spec: str) -> str:
@@ -279,7 +307,7 @@ def print_tables(rows: List[dict], seg: List[dict]) -> None:
               '/ VPT-deep | / plain |\n|---|---|---|---|---|')
         for r in seg:
             print(f"| {r['mode']} | {r['model']} | {r['s']:.3f} | "
-                  f"{fmt(r.get('/vpt-deep'), '.3f')} | {fmt(r.get('/plain'), '.3f')} |")
+                  f"{fmt(r.get('/vpt-deep'), '.3f')} | {fmt(r.get('/head-only'), '.3f')} |")
 
 
 def main() -> None:
@@ -294,7 +322,12 @@ def main() -> None:
     parser.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS[:4]))
     parser.add_argument('--seg-modes', nargs='*', choices=('whole', 'slide'),
                         default=['whole', 'slide'], help='segmentor inference at size 512')
+    parser.add_argument('--seg-only', action='store_true',
+                        help='time only the segmentors (no classifier rows)')
     parser.add_argument('--json-out', help='also write the rows to this JSON file')
+    parser.add_argument('--profile', action='store_true',
+                        help="print torch.profiler's operator table of each method's step")
+    parser.add_argument('--profile-rows', type=int, default=15)
     parser.add_argument('--memory-worker', choices=METHODS)
     args = parser.parse_args()
     if args.memory_worker:
@@ -309,10 +342,14 @@ def main() -> None:
     rows: List[dict] = []
     seg: List[dict] = []
     for size in args.sizes:
-        rows += measure_size(size, args.methods, args)
+        if not args.seg_only:
+            rows += measure_size(size, args.methods, args)
+        if args.profile:
+            profile_steps(size, args.methods, args)
         if size == 512:
             for mode in args.seg_modes:
-                result = segmentor_inference(mode, args.steps, args.batch, args.device)
+                result = segmentor_inference(mode, args.methods, args.steps, args.batch,
+                                             args.device)
                 seg += [{'mode': mode, 'model': name, **r} for name, r in result.items()]
     print_tables(rows, seg)
     wall = time.perf_counter() - started
