@@ -69,6 +69,7 @@ class Check:
             p for p in [ROOT, self.site, os.environ.get('PYTHONPATH', '')] if p))
         self.cores: Optional[set] = None  # the steps' cores while mmcv compiles
         self.output = ''  # of the last step
+        self.nccl_modes = ['plain', 'hostid'] if torch.cuda.is_available() else ['plain']
         self.summary: Record = {'dry_run': self.dry, 'budget_s': args.budget, 'work': self.work,
                                 'steps': {}, 'skipped': {}}
 
@@ -296,14 +297,17 @@ def retrieval(check: Check, precision: str, data: str) -> None:
 def two_ranks(check: Check, name: str, cmd: List[str], limit: float,
               parse: Callable[[str], Record]) -> Record:
     """``cmd`` as ranks 0 and 1 on the one GPU; NCCL_HOSTID per rank if NCCL refuses."""
-    modes = ['plain', 'hostid'] if torch.cuda.is_available() else ['plain']
-    for mode in modes:
+    note = None
+    for mode in check.nccl_modes:
         record = check.run(name, check.python(__file__, '--two-ranks', mode, '--', *cmd),
                            limit, parse)
         record['nccl_mode'] = mode
+        if note:
+            record['plain_nccl'] = note
         if record['status'] != 'failed' or 'Duplicate GPU' not in check.output:
             return record
-        record['plain_nccl'] = 'refused: Duplicate GPU detected'
+        note = 'refused two ranks on one GPU (Duplicate GPU detected)'
+        check.nccl_modes = [m for m in check.nccl_modes if m != mode]  # later steps too
     return record
 
 
