@@ -32,8 +32,6 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-import torch
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEELS = os.path.join(ROOT, '.device_wheels')
 METHODS = ['head-only', 'vpt-deep', 'vapt', 'full', 'vapt-by-operator']
@@ -69,7 +67,7 @@ class Check:
             p for p in [ROOT, self.site, os.environ.get('PYTHONPATH', '')] if p))
         self.cores: Optional[set] = None  # the steps' cores while mmcv compiles
         self.output = ''  # of the last step
-        self.nccl_modes = ['plain', 'hostid'] if torch.cuda.is_available() else ['plain']
+        self.nccl_modes = ['plain', 'hostid'] if cuda_available() else ['plain']
         self.summary: Record = {'dry_run': self.dry, 'budget_s': args.budget, 'work': self.work,
                                 'steps': {}, 'skipped': {}}
 
@@ -123,7 +121,13 @@ class Check:
         return [sys.executable, *args]
 
 
+def cuda_available() -> bool:
+    import torch  # here, not at the top: the two-rank launcher starts without it
+    return torch.cuda.is_available()
+
+
 def environment() -> Record:
+    import torch
     info: Record = {'python': sys.version.split()[0], 'torch': torch.__version__,
                     'cuda': torch.version.cuda, 'cuda_available': torch.cuda.is_available(),
                     'cores': os.cpu_count(), 'load_average': os.getloadavg()[0]}
@@ -160,6 +164,7 @@ def install_wheels(check: Check) -> None:
 def library_headers() -> List[str]:
     """The CUDA library headers of torch's pip packages (nvidia/*/include), when the
     toolkit lacks them (torch's ATen/cuda headers include cusparse.h, cublas_v2.h)."""
+    import torch
     from torch.utils.cpp_extension import CUDA_HOME
     if CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, 'include', 'cusparse.h')):
         return []
@@ -337,6 +342,7 @@ def launch_two_ranks(mode: str, cmd: List[str]) -> int:
 def nccl_worker() -> None:
     """One rank: all_reduce, DDP gradients and SyncBN statistics of a tiny prompted ViT."""
     import timm
+    import torch
     import torch.distributed as dist
 
     from vapt_mm.core import PromptConfig, PromptedViT, freeze_except_prompts
@@ -474,7 +480,7 @@ def main() -> None:
         return nccl_worker()
     if args.two_ranks:
         sys.exit(launch_two_ranks(args.two_ranks, args.cmd))
-    if not args.dry_run and not torch.cuda.is_available():
+    if not args.dry_run and not cuda_available():
         parser.error('no CUDA device: use --dry-run')
     check = Check(args)
     check.summary['env'] = environment()
