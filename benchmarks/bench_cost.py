@@ -3,7 +3,8 @@
 ViT-B/16 (``--arch``) with random weights (timm), batch 2 by default. Prints Markdown
 tables: training-step time (ratios to VPT-deep: the median over rounds of the ratio
 within a round, methods interleaved in one process and their order reversed every
-other round so machine noise and drift hit every method alike), inference time
+other round so machine noise and drift hit every method alike; the same ratios of process
+CPU time, which with one CPU thread measure the work whatever the load), inference time
 against VPT-deep and the plain backbone (the backbone alone, and at 512 the shipped
 UPerNet segmentors in ``whole`` and ``slide`` mode on 512x688 images), FLOPs (torch's
 FlopCounterMode), trainable parameters, stored per-task size, and the peak memory of a
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import timm
 import torch
@@ -107,42 +108,50 @@ def make_step(model: Classifier, size: int, batch: int, device: str) -> Callable
     return step
 
 
-def timed(fn: Callable[[], None], device: str) -> float:
+Times = Dict[str, List[Tuple[float, float]]]
+
+
+def timed(fn: Callable[[], None], device: str) -> Tuple[float, float]:
+    """Wall and process CPU seconds of one call. On the CPU with one thread the CPU time
+    is the work, whatever else runs on the machine (with more threads it also counts
+    OpenMP's spinning)."""
     if device == 'cuda':
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     if device == 'cuda':
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def interleaved(fns: Dict[str, Callable[[], None]], steps: int,
-                device: str) -> Dict[str, List[float]]:
-    """Seconds of each call after one warm-up, round-robin, order reversed every other round."""
+def interleaved(fns: Dict[str, Callable[[], None]], steps: int, device: str) -> Times:
+    """Times of each call after one warm-up, round-robin, order reversed every other round."""
     for fn in fns.values():
         fn()
     names = list(fns)
-    times: Dict[str, List[float]] = {name: [] for name in fns}
+    times: Times = {name: [] for name in fns}
     for round_ in range(steps):
         for name in (names if round_ % 2 == 0 else names[::-1]):
             times[name].append(timed(fns[name], device))
     return times
 
 
-def summary(times: Dict[str, List[float]], baselines: Sequence[str]) -> Dict[str, dict]:
+def summary(times: Times, baselines: Sequence[str]) -> Dict[str, dict]:
     """Median seconds and, for each baseline, the median and quartiles of the per-round
-    ratios (``'/base'``, ``'/base iqr'``)."""
-    out = {}
-    for name, t in times.items():
-        out[name] = {'s': statistics.median(t)}
-        for base in baselines:
-            if base in times:
-                ratios = [a / b for a, b in zip(t, times[base])]
-                out[name][f'/{base}'] = statistics.median(ratios)
+    ratios (``'s'``, ``'/base'``, ``'/base iqr'``; with the prefix ``'cpu '`` for CPU time)."""
+    out: Dict[str, dict] = {name: {} for name in times}
+    for clock, index in (('', 0), ('cpu ', 1)):
+        series = {name: [t[index] for t in ts] for name, ts in times.items()}
+        for name, values in series.items():
+            out[name][f'{clock}s'] = statistics.median(values)
+            for base in (b for b in baselines if b in series):
+                ratios = [a / b for a, b in zip(values, series[base]) if b > 0]
+                if not ratios:
+                    continue
+                out[name][f'{clock}/{base}'] = statistics.median(ratios)
                 if len(ratios) > 1:
                     q1, _, q3 = statistics.quantiles(ratios, n=4, method='inclusive')
-                    out[name][f'/{base} iqr'] = [q1, q3]
+                    out[name][f'{clock}/{base} iqr'] = [q1, q3]
     return out
 
 
@@ -250,8 +259,11 @@ def measure_size(size: int, methods: Sequence[str], args: argparse.Namespace) ->
             'size': size, 'batch': args.batch, 'method': m,
             'step_s': step[m]['s'], 'step_ratio': step[m].get('/vpt-deep'),
             'step_ratio_iqr': step[m].get('/vpt-deep iqr'),
+            'step_cpu_ratio': step[m].get('cpu /vpt-deep'),
+            'step_cpu_ratio_iqr': step[m].get('cpu /vpt-deep iqr'),
             'infer_s': infer[m]['s'], 'infer_ratio': infer[m].get('/vpt-deep'),
             'infer_ratio_iqr': infer[m].get('/vpt-deep iqr'),
+            'infer_cpu_ratio': infer[m].get('cpu /vpt-deep'),
             'infer_over_plain': infer[m].get('/head-only'),
             'gflops': counted[m] / 1e9,
             'flops_over_plain_%': 100 * (counted[m] / plain_flops - 1) if plain_flops else None,
@@ -287,27 +299,30 @@ def fmt(value, spec: str) -> str:
 
 
 def print_tables(rows: List[dict], seg: List[dict]) -> None:
-    print('| size | batch | method | step s | step / VPT-deep | inference s | '
-          'inference / VPT-deep | inference / plain | GFLOPs (fwd, 1 image) | over plain % | '
-          'over VPT-deep % | trainable backbone params | % of backbone | stored per task % | '
-          'peak memory MiB | memory / full |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    print('| size | batch | method | step s | step / VPT-deep | step / VPT-deep, CPU time | '
+          'inference s | inference / VPT-deep | inference / VPT-deep, CPU time | '
+          'inference / plain | GFLOPs (fwd, 1 image) | over plain % | over VPT-deep % | '
+          'trainable backbone params | % of backbone | stored per task % | peak memory MiB | '
+          'memory / full |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     full_mem = {r['size']: r['peak_mem_MiB'] for r in rows if r['method'] == 'full'}
     for r in rows:
         mem_full = r['peak_mem_MiB'] / full_mem[r['size']] if r['size'] in full_mem else None
         print(f"| {r['size']} | {r['batch']} | {r['method']} | {r['step_s']:.3f} | "
-              f"{fmt(r['step_ratio'], '.3f')} | {r['infer_s']:.3f} | "
-              f"{fmt(r['infer_ratio'], '.3f')} | {fmt(r['infer_over_plain'], '.3f')} | "
+              f"{fmt(r['step_ratio'], '.3f')} | {fmt(r['step_cpu_ratio'], '.3f')} | "
+              f"{r['infer_s']:.3f} | {fmt(r['infer_ratio'], '.3f')} | "
+              f"{fmt(r['infer_cpu_ratio'], '.3f')} | {fmt(r['infer_over_plain'], '.3f')} | "
               f"{r['gflops']:.2f} | {fmt(r['flops_over_plain_%'], '.2f')} | "
               f"{fmt(r['flops_over_vpt_%'], '.2f')} | {r['trainable']:,} | "
               f"{r['trainable_%']:.3f} | {fmt(r['stored_%'], '.3f')} | "
               f"{r['peak_mem_MiB']:.0f} | {fmt(mem_full, '.2f')} |")
     if seg:
         print(f'\n| UPerNet segmentor {SEG_SHAPE[0]}x{SEG_SHAPE[1]} | model | s | '
-              '/ VPT-deep | / plain |\n|---|---|---|---|---|')
+              '/ VPT-deep | / VPT-deep, CPU time | / plain |\n|---|---|---|---|---|---|')
         for r in seg:
             print(f"| {r['mode']} | {r['model']} | {r['s']:.3f} | "
-                  f"{fmt(r.get('/vpt-deep'), '.3f')} | {fmt(r.get('/head-only'), '.3f')} |")
+                  f"{fmt(r.get('/vpt-deep'), '.3f')} | {fmt(r.get('cpu /vpt-deep'), '.3f')} | "
+                  f"{fmt(r.get('/head-only'), '.3f')} |")
 
 
 def main() -> None:
