@@ -1,6 +1,8 @@
 """Small building blocks of the prompt generator."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,9 +25,30 @@ class ChannelWiseConv2d(nn.Module):
         kernels = 1 if shared_kernel else channels
         self.weight = nn.Parameter(torch.randn(kernels, 1, kernel_size, kernel_size))
 
+    @property
+    def shared(self) -> bool:
+        return self.weight.shape[0] == 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.expand(self.channels, -1, -1, -1)
         return F.conv2d(x, weight, padding=self.padding, groups=self.channels)
+
+    def transpose(self, maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        """The adjoint of the convolution on inputs of ``size`` (h, w).
+
+        Maps (N, h' * w') over its output positions -> (N, K, h, w) over its
+        input positions, K = 1 with a shared kernel, else one per channel:
+        ``<conv(x), m> == <x, transpose(m)>`` for every channel.
+        """
+        kernels, _, k, _ = self.weight.shape
+        pad = self.padding
+        maps = maps.view(maps.shape[0], 1, size[0] + 2 * pad - k + 1, size[1] + 2 * pad - k + 1)
+        # The maps times every tap, then one shifted copy per tap: small element-wise
+        # operators (F.fold's backward, im2col, forks threads even for tiny maps).
+        scaled = maps.unsqueeze(2) * self.weight.view(1, kernels, k * k, 1, 1)
+        terms = [F.pad(scaled[:, :, dy * k + dx], (dx, k - 1 - dx, dy, k - 1 - dy))
+                 for dy in range(k) for dx in range(k)]
+        return sum(terms[1:], terms[0])[..., pad:pad + size[0], pad:pad + size[1]]
 
 
 class FeatureProjector(nn.Module):
