@@ -82,10 +82,11 @@ LR_GRID: Dict[str, Sequence[float]] = {'head-only': PROMPT_AND_HEAD_LRS,
                                        'full': (1e-4, 3e-4, 1e-3, 3e-3)}
 #: The real tower's grids: its text tower is trained to the tower as it is, and large
 #: AdamW steps on its projection undo that. (A first grid, 1e-3 to 1e-2, and 3e-5 to 3e-4
-#: for full, had every method best at its lowest value; the grids were extended down.)
+#: for full, had every method best at its lowest value; then 1e-4 was the best of head-only
+#: and VAPT; the grids were extended down twice.)
 DINOV2_LR_GRID: Dict[str, Sequence[float]] = {
-    **{m: (1e-4, 3e-4, 1e-3, 3e-3) for m in ('head-only', 'vpt-deep', 'vapt')},
-    'full': (1e-5, 3e-5, 1e-4)}
+    **{m: (3e-5, 1e-4, 3e-4, 1e-3, 3e-3) for m in ('head-only', 'vpt-deep', 'vapt')},
+    'full': (3e-6, 1e-5, 3e-5, 1e-4)}
 PRESETS = {
     'quick': {'num_images': 800, 'fractions': [0.02, 0.1, 1.0], 'seeds': [0, 1], 'steps': 120},
     'full': {'num_images': 2000, 'fractions': [0.01, 0.05, 0.2, 1.0], 'seeds': [0, 1, 2],

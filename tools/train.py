@@ -20,6 +20,7 @@ from vapt_mm.seg import PreemptionHook
 from vapt_mm.seg.checkpoint import CheckpointWriteError, latest_checkpoint
 from vapt_mm.seg.checks import check_data_roots, check_resume_fits
 from vapt_mm.seg.runtime import load_config, prepare_runtime
+from vapt_mm.seg.workers import protect_loader_workers
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,6 +77,7 @@ def main() -> int:
                   f'{cfg.load_from or "the start (no checkpoint yet)"}', logger='current')
     if any(isinstance(hook, PreemptionHook) for hook in runner.hooks):
         catch_stop_signals()  # before runner.train() forks the DataLoader workers (inherited)
+        protect_loader_workers(runner)  # and the workers ignore them
     if cfg.resume and cfg.load_from:
         check_resume_fits(runner.model, cfg.load_from)
     code = train(runner)

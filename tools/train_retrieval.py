@@ -40,7 +40,8 @@ from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, pa
 from vapt_mm.clip.distributed import init_distributed
 from vapt_mm.clip.factory import create_clip
 from vapt_mm.cluster import (DIST_TIMEOUT_S, EXIT_PREEMPTED, EXIT_SAVE_FAILED, agree_stop,
-                             catch_stop_signals, ignore_stop_signals, restart_count,
+                             catch_stop_signals, ignore_stop_signals,
+                             leave_stop_signals_to_parent, restart_count,
                              signal_name, world_size_note)
 from vapt_mm.core import count_parameters
 
@@ -228,7 +229,7 @@ def main() -> int:
         generator = torch.Generator().manual_seed(args.seed + epoch * world_size + rank)
         loader = iter(DataLoader(Subset(dataset, order), args.batch_size, drop_last=True,
                                  num_workers=args.workers, pin_memory=device.type == 'cuda',
-                                 generator=generator, worker_init_fn=ignore_stop_signals))
+                                 generator=generator, worker_init_fn=leave_stop_signals_to_parent))
         for _ in range(done, steps_per_epoch):
             lr = scheduler(step)
             batches = [tuple(t.to(device, non_blocking=True) for t in next(loader))

@@ -39,14 +39,10 @@ def catch_stop_signals() -> None:
         signal.signal(signum, _record)
 
 
-def ignore_stop_signals(worker_id: int = 0) -> None:
-    """Ignore the stop signals from now on. As a DataLoader ``worker_init_fn``, the worker
-    leaves them to its main process: torch's workers die of a SIGTERM from any process but
-    their parent (SLURM signals every process of a job step), and the main process then
-    fails with "DataLoader worker ... is killed by signal" instead of writing its
-    checkpoint; they still end with the main process. In a main process once training is
-    over: torchrun's SIGTERM to the ranks still leaving, after one has left, does not turn
-    their exit code into a death by signal."""
+def ignore_stop_signals() -> None:
+    """Ignore the stop signals from now on; once training is over, so that torchrun's
+    SIGTERM to the ranks still leaving, after one has left, does not turn their exit code
+    into a death by signal. (DataLoader workers: ``leave_stop_signals_to_parent``.)"""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 

@@ -36,6 +36,10 @@ class PromptConfig:
         generated_offset: VAPT only, not in the paper (off by default): add a
             free, zero-initialised (N, C) prompt to the generated prompts of each
             layer, so that they can hold a constant direction as VPT-deep's do.
+        token_map_init_std: VAPT only, not in the paper (0, the paper's zero
+            initialisation, by default): initialise the token-wise maps' weights
+            from N(0, std^2). From zeros the N generated prompts of a layer start
+            equal, get equal gradients and stay equal but for dropout.
     """
 
     method: str = 'vapt'
@@ -52,6 +56,7 @@ class PromptConfig:
     projector_dropout: float = 0.1
     ref_grid: Optional[Tuple[int, int]] = None
     generated_offset: bool = False
+    token_map_init_std: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -66,6 +71,12 @@ class PromptConfig:
                              f'{self.kernel_size}, {self.hidden_dim}, {self.padding}.')
         if self.generated_offset and self.method != 'vapt':
             raise ValueError(f'generated_offset adds to generated prompts, which only method '
+                             f'"vapt" has (got method={self.method!r}).')
+        if self.token_map_init_std < 0:
+            raise ValueError(f'token_map_init_std must be >= 0 (0: the paper\'s zero '
+                             f'initialisation), got {self.token_map_init_std}.')
+        if self.token_map_init_std and self.method != 'vapt':
+            raise ValueError(f'token_map_init_std initialises the token maps, which only method '
                              f'"vapt" has (got method={self.method!r}).')
         if self.activation not in ACTIVATIONS:
             raise ValueError(f'activation {self.activation!r} is unknown; '

@@ -33,10 +33,13 @@ class PromptGenerator(nn.Module):
         ref_grid: Patch grid (H, W) the token-wise map is defined on.
         kernel_size, padding, shared_kernel: Channel-wise convolution options.
         dropout: Dropout2d probability after the convolution.
+        token_map_init_std: 0 (the paper): the token map starts at zero, so the
+            generated prompts start at zero; else its weights start N(0, std^2).
     """
 
     def __init__(self, dim: int, num_tokens: int, ref_grid: Grid, kernel_size: int = 2,
-                 padding: int = 0, shared_kernel: bool = True, dropout: float = 0.1) -> None:
+                 padding: int = 0, shared_kernel: bool = True, dropout: float = 0.1,
+                 token_map_init_std: float = 0.0) -> None:
         super().__init__()
         out_h = ref_grid[0] + 2 * padding - kernel_size + 1
         out_w = ref_grid[1] + 2 * padding - kernel_size + 1
@@ -49,7 +52,10 @@ class PromptGenerator(nn.Module):
         self.conv = ChannelWiseConv2d(dim, kernel_size, padding, shared_kernel)
         self.dropout = nn.Dropout2d(dropout)
         self.token_map = nn.Linear(out_h * out_w, num_tokens)
-        nn.init.zeros_(self.token_map.weight)
+        if token_map_init_std:
+            nn.init.normal_(self.token_map.weight, std=token_map_init_std)
+        else:  # the paper; no random draw, so the other parameters' initialisation is unchanged
+            nn.init.zeros_(self.token_map.weight)
         nn.init.zeros_(self.token_map.bias)
 
     def position_weights(self, grid: Grid) -> torch.Tensor:

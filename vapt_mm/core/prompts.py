@@ -53,7 +53,7 @@ class LayerPrompts(nn.Module):
             num_generated = depth - num_static
             self.generators.extend(
                 PromptGenerator(dim, cfg.num_tokens, cfg.ref_grid, cfg.kernel_size, cfg.padding,
-                                cfg.shared_kernel, cfg.conv_dropout)
+                                cfg.shared_kernel, cfg.conv_dropout, cfg.token_map_init_std)
                 for _ in range(num_generated))
             self.projectors.extend(
                 FeatureProjector(dim, cfg.hidden_dim, cfg.activation, cfg.projector_dropout)
