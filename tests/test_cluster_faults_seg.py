@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from cluster_runs import Run, free_port, gone_after, pid_in, stopped_at_exit
 from seg_helpers import PYTHON
-from test_reliability_seg import DDP_CONFIG, TESTS, max_difference
+from test_reliability_seg import (DDP_CONFIG, TESTS, FaultDuringSave, HalfWriter,
+                                  fault_config, max_difference)
 from test_seg_tools import make_space
 from vapt_mm.cluster import EXIT_PREEMPTED, EXIT_SAVE_FAILED, stop_signal
 from vapt_mm.seg.checkpoint import RNG_STATES, is_complete, latest_checkpoint
@@ -76,45 +76,26 @@ class SignalSelf(Hook):
             os.kill(os.getpid(), getattr(signal, self.signal_name))
 
 
-class HalfThenNoSpace:
+class HalfThenNoSpace(HalfWriter):
     """Stands in for ``os.fdopen``: writes half of the data, then fails as a full disk does."""
-
-    def __init__(self, fd: int, mode: str = 'wb') -> None:
-        self.fd = fd
-
-    def __enter__(self) -> 'HalfThenNoSpace':
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         os.close(self.fd)
 
-    def write(self, data: bytes) -> None:
-        os.write(self.fd, data[:len(data) // 2])
+    def fail(self) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 @HOOKS.register_module()
-class NoSpaceDuringSave(Hook):
+class NoSpaceDuringSave(FaultDuringSave):
     """Fault: the disk is full half-way through writing the checkpoint of ``iteration``."""
 
-    priority = 'LOWEST'
-
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if runner.iter + 1 == self.iteration:
-            os.fdopen = HalfThenNoSpace  # the atomic backend's next write is this checkpoint
+    writer = HalfThenNoSpace
 
 
 def faulted(space: Path, name: str, fault: Dict[str, Any]) -> Path:
     """``EXACT`` with the VAPT runtime hooks and ``fault``."""
-    hooks = [dict(h) for h in Config.fromfile(space / 'exact.py').custom_hooks] + [fault]
-    path = space / f'{name}.py'
-    path.write_text(f"_base_ = ['./exact.py']\ncustom_imports = dict(imports=['vapt_mm', "
-                    f"'test_cluster_faults_seg'], allow_failed_imports=False)\n"
-                    f'custom_hooks = {hooks!r}\n')
-    return path
+    return fault_config(space, name, fault, 'exact.py', 'test_cluster_faults_seg')
 
 
 def train(space: Path, name: str, config: Path, procs: int, *extra: Any,
@@ -147,8 +128,8 @@ def runs(space) -> Iterator[Dict[str, Run]]:
     (1 process); SIGTERM to the process group of a run with DataLoader workers, held in
     iteration 3 (1 process); SIGTERM to rank 1 only, held in iteration 3 (2 processes);
     rank 1 SIGKILLed in iteration 3, with --max-restarts 1 (2 processes); a full disk while
-    saving iteration 4 of 6 (1 process). Then copies of the SIGUSR1 run resumed on 1 and on 2 processes, and
-    of the SIGTERM run with workers on 1."""
+    saving iteration 4 of 6 (1 process). Then copies of the SIGUSR1 run resumed on 1 and on
+    2 processes, and of the SIGTERM run with workers on 1."""
     marks = {name: space / f'{name}.pid' for name in ('term', 'kill', 'workers')}
     with stopped_at_exit({}) as runs:
         runs.update(ref=train(space, 'ref', space / 'exact.py', 1),

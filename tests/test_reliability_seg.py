@@ -28,7 +28,8 @@ TESTS = str(Path(__file__).resolve().parent)
 
 
 class HalfWriter:
-    """Stands in for ``os.fdopen``: writes half of the data, then SIGKILLs the process."""
+    """Stands in for ``os.fdopen``: writes half of the data, then ``fail``s: SIGKILLs the
+    process."""
 
     def __init__(self, fd: int, mode: str = 'wb') -> None:
         self.fd = fd
@@ -41,22 +42,33 @@ class HalfWriter:
 
     def write(self, data: bytes) -> None:
         os.write(self.fd, data[:len(data) // 2])
+        self.fail()
+
+    def fail(self) -> None:
         os.fsync(self.fd)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@HOOKS.register_module()
-class SigkillDuringSave(Hook):
-    """Fault: the process is killed half-way through writing the checkpoint of ``iteration``."""
+class FaultDuringSave(Hook):
+    """Fault: ``writer`` stands in for ``os.fdopen`` from the checkpoint of ``iteration`` on
+    (the atomic backend's next write is that checkpoint)."""
 
     priority = 'LOWEST'
+    writer: type
 
     def __init__(self, iteration: int) -> None:
         self.iteration = iteration
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if runner.iter + 1 == self.iteration:
-            os.fdopen = HalfWriter  # the atomic backend's next write is this checkpoint
+            os.fdopen = self.writer
+
+
+@HOOKS.register_module()
+class SigkillDuringSave(FaultDuringSave):
+    """Fault: the process is killed half-way through writing the checkpoint of ``iteration``."""
+
+    writer = HalfWriter
 
 
 @HOOKS.register_module()
@@ -92,12 +104,13 @@ default_hooks = dict(checkpoint=dict(interval=1))
 """
 
 
-def fault_config(space: Path, name: str, fault: Dict[str, Any]) -> Path:
-    """``cfg.py`` plus the ``fault`` hook of this module."""
-    hooks = [dict(h) for h in Config.fromfile(space / 'cfg.py').custom_hooks] + [fault]
+def fault_config(space: Path, name: str, fault: Dict[str, Any], base: str = 'cfg.py',
+                 module: str = 'test_reliability_seg') -> Path:
+    """``base`` plus the ``fault`` hook of ``module`` (imported by the training process)."""
+    hooks = [dict(h) for h in Config.fromfile(space / base).custom_hooks] + [fault]
     path = space / f'{name}.py'
-    path.write_text(f"_base_ = ['./cfg.py']\ncustom_imports = dict(imports=['vapt_mm', "
-                    f"'test_reliability_seg'], allow_failed_imports=False)\n"
+    path.write_text(f"_base_ = ['./{base}']\ncustom_imports = dict(imports=['vapt_mm', "
+                    f"'{module}'], allow_failed_imports=False)\n"
                     f'custom_hooks = {hooks!r}\n')
     return path
 
