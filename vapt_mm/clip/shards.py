@@ -179,8 +179,10 @@ def train_loader(urls: Sequence[str], transform: Callable, tokenizer: Callable,
                wds.map_tuple(transform, lambda caption: tokenizer([caption])[0]),
                wds.batched(batch_size, collation_fn=stack, partial=False)]
     pipeline = wds.DataPipeline(*stages).with_epoch(nbatches=per_worker - rounds)
+    # Own generator (the workers' seeds): creating the loader leaves the global RNG alone.
+    generator = torch.Generator().manual_seed(seed + 7919 * epoch + rank)
     loader = DataLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                        worker_init_fn=ignore_stop_signals)
+                        generator=generator, worker_init_fn=ignore_stop_signals)
     return _Tail(loader, skip_batches - rounds * streams, batches - skip_batches)
 
 
