@@ -17,7 +17,7 @@ import json
 import math
 import os
 import sys
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import webdataset as wds
 from PIL import Image
@@ -57,7 +57,7 @@ def samples(images: List[str], captions: List[str], text_to_image: List[int],
         yield {'__key__': f'{index:08d}', extension: data, 'txt': caption.encode('utf-8')}
 
 
-def main() -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('data', help='.csv/.tsv (open_clip) or caption .json')
     parser.add_argument('out_dir')
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument('--group-captions', action='store_true',
                         help='one sample per image with all its captions (json)')
     parser.add_argument('--prefix', default='shard', help='shard file names: PREFIX-0000.tar')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = load_captions(args.data, args.split, args.csv_separator, args.csv_img_key,
                          args.csv_caption_key, args.image_root)
     count = len(data.images) if args.group_captions else len(data.captions)
