@@ -82,9 +82,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               args.group_captions):
             writer.write(sample)
         shards = writer.shard
-    last = f'{shards - 1:04d}'
+    name = os.path.join(args.out_dir, args.prefix)
+    files = f'{name}-0000.tar' if shards == 1 else f'{name}-{{0000..{shards - 1:04d}}}.tar'
     print(f'wrote {count} samples ({len(data.captions)} captions of {len(data.images)} images) '
-          f'in {shards} shards: {os.path.join(args.out_dir, args.prefix)}-{{0000..{last}}}.tar')
+          f'in {shards} shard{"s" * (shards != 1)}: {files}')
     return 0
 
 

@@ -104,7 +104,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--logs', default=None, help='folder of run folders: the run is LOGS/NAME')
+    p.add_argument('--logs', '--logs-dir', dest='logs', default=None,
+                   help='folder of run folders: the run is LOGS/NAME')
     p.add_argument('--name', default=None, help='the run folder\'s name in --logs')
     p.add_argument('--output', default=None,
                    help='the run folder (logs, checkpoint, weights) instead of --logs/--name')

@@ -23,7 +23,7 @@ class Validation:
         self.batch_size, self.workers, self.skip_corrupt = batch_size, workers, skip_corrupt
         if dataset_type == 'webdataset' or (dataset_type == 'auto' and is_shard_spec(spec)):
             self.urls, self.data = expand_shards(spec), None
-            self.description = f'{len(self.urls)} shards'
+            self.description = f'{len(self.urls)} shard' + 's' * (len(self.urls) != 1)
         else:
             self.urls = []
             self.data = load_captions(spec, split if spec.endswith('.json') else None,
