@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from clip_tiny import VIT_CONFIG, VIT_MODEL
-from cluster_runs import Run, pid_in, stopped_at_exit
+from cluster_runs import Run, free_port, pid_in, stopped_at_exit
 from test_retrieval_train import TOOLS, make_setup, run
 from test_shards import make_shards_tool
 
@@ -172,3 +172,21 @@ def test_a_corrupt_member_stops_with_the_shard_name_or_is_skipped_with_a_count(s
                    data=pattern))
     assert "skipped the sample '00000003'" in out and '1 skipped so far' in out
     assert len(read_jsonl(setup[0] / 'skip' / 'train_log.jsonl')) == 10
+
+
+def test_two_processes_train_on_shards_with_open_clips_option_names(setup):
+    """torchrun (dist_train_retrieval.sh), 2 x 6 pairs, 2 workers each, open_clip's names."""
+    root = setup[0]
+    out = run(['bash', os.path.join(TOOLS, 'dist_train_retrieval.sh'), '2',
+               *args(setup, '--epochs', '1', '--workers', '2', '--train-num-samples', '120',
+                     '--batch-size', '6',
+                     '--val-data', os.path.join(setup[1], 'captions.json'),
+                     '--val-frequency', '1', '--logs', str(root), '--name', 'two',
+                     '--accum-freq', '2', '--log-every-n-steps', '5', '--save-frequency', '1',
+                     '--dataset-type', 'webdataset')[2:]],
+              env_extra={'PYTHON': sys.executable, 'PORT': free_port()})
+    assert '120 samples per epoch' in out and 'global batch 24' in out  # 2 x 6 x 2
+    assert [e['step'] for e in read_jsonl(root / 'two' / 'train_log.jsonl')] == [5]
+    assert [e['step'] for e in read_jsonl(root / 'two' / 'results.jsonl')] == [5]
+    assert (root / 'two' / 'best.safetensors').is_file()
+    assert torch.load(root / 'two' / 'checkpoint.pt', weights_only=True)['data_split'] == [2, 2]
