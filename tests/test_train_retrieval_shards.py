@@ -63,8 +63,8 @@ def max_difference(a, b):
 def test_shards_train_as_the_csv_when_both_read_in_file_order(setup):
     root, data, _ = setup
     options = ['--epochs', '2', '--workers', '0', '--no-shuffle']
-    run(args(setup, *options, '--output', str(root / 'csv'),
-             data=os.path.join(data, 'train.csv')))
+    run(args(setup, *options, '--output', str(root / 'csv'), '--val-data',
+             str(root / 'val' / 'shard-{0000..0001}.tar'), data=os.path.join(data, 'train.csv')))
     out = run(args(setup, *options, '--output', str(root / 'tars'), '--train-num-samples',
                    '120'))
     assert '120 samples per epoch (--train-num-samples) from 4 shards, 10 steps per epoch' in out
@@ -76,6 +76,7 @@ def test_shards_train_as_the_csv_when_both_read_in_file_order(setup):
     difference = max_difference(*(load_file(root / d / 'vapt.safetensors')
                                   for d in ('csv', 'tars')))
     assert difference <= 1e-6
+    assert [e['step'] for e in read_jsonl(root / 'csv' / 'results.jsonl')] == [10, 20]
 
 
 @pytest.fixture(scope='module')

@@ -199,8 +199,7 @@ def main() -> int:
         raise SystemExit(f'{data.description}: no full step of {world_size} x '
                          f'{args.batch_size} x {args.accum_freq}; use a smaller batch.')
     total_steps = steps_per_epoch * args.epochs
-    validation = (Validation(args.val_data, args.dataset_type if is_shard_spec(args.val_data)
-                             else 'auto', args.val_split, preprocess_val, tokenizer, device,
+    validation = (Validation(args.val_data, args.val_split, preprocess_val, tokenizer, device,
                              args.batch_size, args.workers, args.csv_separator, args.csv_img_key,
                              args.csv_caption_key, args.image_root, args.skip_corrupt)
                   if args.val_data else None)

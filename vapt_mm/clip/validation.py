@@ -12,16 +12,17 @@ from .shards import expand_shards, is_shard_spec
 
 
 class Validation:
-    """The validation data, read (and its image paths or shards checked) when created; called
-    with a model, its recalls (``metrics.recall_at_k``: R@1/5/10 both ways and their mean)."""
+    """The validation data (shards if ``spec`` names ``.tar`` files, a brace pattern or a
+    ``::`` list), read (and its image paths or shards checked) when created; called with a
+    model, its recalls (``metrics.recall_at_k``: R@1/5/10 both ways and their mean)."""
 
-    def __init__(self, spec: str, dataset_type: str, split: str, transform: Callable,
+    def __init__(self, spec: str, split: str, transform: Callable,
                  tokenizer: Callable, device: torch.device, batch_size: int, workers: int,
                  separator: str = '\t', image_key: str = 'filepath', caption_key: str = 'title',
                  image_root: str | None = None, skip_corrupt: bool = False) -> None:
         self.transform, self.tokenizer, self.device = transform, tokenizer, device
         self.batch_size, self.workers, self.skip_corrupt = batch_size, workers, skip_corrupt
-        if dataset_type == 'webdataset' or (dataset_type == 'auto' and is_shard_spec(spec)):
+        if is_shard_spec(spec):
             self.urls, self.data = expand_shards(spec), None
             self.description = f'{len(self.urls)} shard' + 's' * (len(self.urls) != 1)
         else:
