@@ -191,3 +191,14 @@ def test_two_processes_train_on_shards_with_open_clips_option_names(setup):
     assert [e['step'] for e in read_jsonl(root / 'two' / 'results.jsonl')] == [5]
     assert (root / 'two' / 'best.safetensors').is_file()
     assert torch.load(root / 'two' / 'checkpoint.pt', weights_only=True)['data_split'] == [2, 2]
+
+
+def test_a_shard_pattern_that_matches_nothing_stops_training_with_a_clear_error(setup, tmp_path):
+    empty = str(tmp_path / 'nowhere' / 'shard-{0000..0009}.tar')
+    result = Run(args(setup, '--train-num-samples', '120', '--output', str(tmp_path / 'out'),
+                      data=empty), tmp_path / 'empty.log', [], {})
+    assert result.wait(300) == 1
+    assert f"--train-data: the shard pattern '{empty}' matches no file (10 name(s)" in (
+        result.output) and 'Traceback' not in result.output
+    result = Run(args(setup, '--output', str(tmp_path / 'out')), tmp_path / 'count.log', [], {})
+    assert result.wait(300) == 2 and 'needs --train-num-samples' in result.output

@@ -163,6 +163,12 @@ def main() -> int:
     if device.type != 'cuda' and args.precision != 'fp32':
         log.info('precision %s needs CUDA; running in fp32 on %s', args.precision, device)
 
+    if args.dataset_type == 'webdataset':  # before the model: a wrong pattern fails at once
+        try:
+            urls = expand_shards(args.train_data)
+        except FileNotFoundError as error:
+            raise SystemExit(f'--train-data: {error}') from error
+
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     model, preprocess_train, preprocess_val, tokenizer = create_clip(
@@ -181,7 +187,7 @@ def main() -> int:
     transform = preprocess_val if args.no_augment else preprocess_train
     pin = device.type == 'cuda'
     if args.dataset_type == 'webdataset':
-        data = ShardBatches(expand_shards(args.train_data), args.train_num_samples, transform,
+        data = ShardBatches(urls, args.train_num_samples, transform,
                             tokenizer, args.batch_size, args.accum_freq, rank, world_size,
                             args.seed, args.workers, 0 if args.no_shuffle else args.shuffle_buffer,
                             args.skip_corrupt, pin)
@@ -199,10 +205,13 @@ def main() -> int:
         raise SystemExit(f'{data.description}: no full step of {world_size} x '
                          f'{args.batch_size} x {args.accum_freq}; use a smaller batch.')
     total_steps = steps_per_epoch * args.epochs
-    validation = (Validation(args.val_data, args.val_split, preprocess_val, tokenizer, device,
-                             args.batch_size, args.workers, args.csv_separator, args.csv_img_key,
-                             args.csv_caption_key, args.image_root, args.skip_corrupt)
-                  if args.val_data else None)
+    try:
+        validation = (Validation(args.val_data, args.val_split, preprocess_val, tokenizer, device,
+                                 args.batch_size, args.workers, args.csv_separator,
+                                 args.csv_img_key, args.csv_caption_key, args.image_root,
+                                 args.skip_corrupt) if args.val_data else None)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'--val-data: {error}') from error
     val_steps = args.val_every_steps or steps_per_epoch * args.val_frequency
     save_steps = steps_per_epoch * args.save_frequency
 
