@@ -187,3 +187,14 @@ def test_grouped_shards_give_each_image_once_with_all_its_captions(tmp_path, cap
                                 workers=2))
     assert sorted((int(image), len(texts)) for image, texts in samples) == [
         (i, i + 1) for i in range(6)]
+
+
+def test_shards_without_a_readable_sample_stop_instead_of_looping(tmp_path):
+    path = str(tmp_path / 'broken.tar')
+    with tarfile.open(path, 'w') as tar:
+        for name in ('00000001.png', '00000001.txt'):
+            member = tarfile.TarInfo(name)
+            member.size = 1
+            tar.addfile(member, io.BytesIO(b'x'))
+    with pytest.raises(RuntimeError, match='gave 0 of the 3 batches'):
+        list(train_loader([path], pixels, number, 2, 3, 0, 0, 0, skip_corrupt=True))

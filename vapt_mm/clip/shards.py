@@ -200,10 +200,15 @@ class _Tail:
 
     def __iter__(self) -> Iterator[Batch]:
         iterator = iter(self.loader)
-        for _ in range(self.drop):
-            next(iterator)
-        for _ in range(self.count):
-            yield next(iterator)
+        for index in range(self.drop + self.count):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                raise RuntimeError(f'the shards gave {index} of the {self.drop + self.count} '
+                                   'batches of the epoch: a reader found no readable sample in '
+                                   'its shards (empty, or all skipped as corrupt).') from None
+            if index >= self.drop:
+                yield batch
 
 
 def eval_samples(urls: Sequence[str], transform: Callable, workers: int = 0,
