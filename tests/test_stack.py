@@ -31,3 +31,15 @@ def test_timm_builds_a_vit():
     import timm
     vit = timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=3).eval()
     assert vit(torch.randn(1, 3, 224, 224)).shape == (1, 3)
+
+
+def test_webdataset_reads_a_tar_it_wrote_and_tensorboard_writes(tmp_path):
+    import webdataset as wds
+    from torch.utils.tensorboard import SummaryWriter
+    with wds.TarWriter(str(tmp_path / 'a.tar')) as sink:
+        sink.write({'__key__': 'x', 'txt': 'a caption'})
+    assert [s['txt'] for s in wds.WebDataset(str(tmp_path / 'a.tar'), shardshuffle=False)
+            .decode()] == ['a caption']
+    with SummaryWriter(str(tmp_path / 'tb')) as writer:
+        writer.add_scalar('loss', 1.0, 1)
+    assert any(p.name.startswith('events.out.tfevents') for p in (tmp_path / 'tb').iterdir())

@@ -29,8 +29,10 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scaler: Optional[torch.amp.GradScaler], step: int,
-                    rng_states: List[Dict[str, Any]], global_batch: Optional[int] = None) -> None:
-    """Write the state to resume from (``rng_states``: one per rank) atomically: to a
+                    rng_states: List[Dict[str, Any]], global_batch: Optional[int] = None,
+                    extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write the state to resume from (``rng_states``: one per rank; ``extra``: more entries
+    of plain values, e.g. the samples seen and the best validation) atomically: to a
     temporary file, synced to the disk, then renamed. A failed write (full disk, quota,
     permissions; also an error a network file system reports only on sync) raises with
     ``path`` left as it was and the temporary file removed."""
@@ -39,7 +41,8 @@ def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
              'optimizer': optimizer.state_dict(),
              'scaler': scaler.state_dict() if scaler is not None else {},
              'rng': rng_states,
-             'global_batch': global_batch}
+             'global_batch': global_batch,
+             **(extra or {})}
     tmp = f'{path}.tmp'
     try:
         with open(tmp, 'wb') as f:
