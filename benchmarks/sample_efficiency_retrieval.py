@@ -38,7 +38,7 @@ with one smaller batch per epoch).
 
     python benchmarks/sample_efficiency_retrieval.py --quick   # about 10 min on 2 CPU cores
     python benchmarks/sample_efficiency_retrieval.py           # about 1 h on 2 CPU cores
-    python benchmarks/sample_efficiency_retrieval.py --backbone dinov2 --quick  # real, ~20 min
+    python benchmarks/sample_efficiency_retrieval.py --backbone dinov2 --quick  # real, ~25 min
 
 The first call also pretrains the tiny CLIP (about 5 minutes, then cached).
 
@@ -50,7 +50,10 @@ on real digits on real photos (``tools/make_digits_retrieval.py``: 400 training,
 validation and test digits are disjoint halves of one pool, so the learning
 rates are chosen on images and digits the test never shows). N = 10 prompt
 tokens, as in the segmentation configs; 30 steps of batch 32 a run; the lr grids
-a decade below the tiny study's (``DINOV2_LR_GRID``).
+a decade below the tiny study's (``DINOV2_LR_GRID``). Its ``--quick`` preset (2
+fractions x 2 seeds, 16 runs) skips the search and uses the rates the full preset's
+search chose (``DINOV2_CHOSEN_LR``): about 25 minutes on 2 cores (16 runs of 75 to
+220 s each, measured one at a time in the full study, 2 at a time).
 """
 from __future__ import annotations
 
@@ -69,8 +72,8 @@ from typing import Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / 'benchmarks')]
 
-from study_report import (save_row, saved_row, write_paired_report,  # noqa: E402
-                          write_report)
+from study_report import (collect_rows, save_row, saved_row, selection_table,  # noqa: E402
+                          write_paired_report, write_report)
 from vapt_mm.pretrain import lit  # noqa: E402
 from vapt_mm.pretrain.clip import make_recipe, pretrained_tiny_clip  # noqa: E402
 
@@ -87,6 +90,9 @@ LR_GRID: Dict[str, Sequence[float]] = {'head-only': PROMPT_AND_HEAD_LRS,
 DINOV2_LR_GRID: Dict[str, Sequence[float]] = {
     **{m: (3e-5, 1e-4, 3e-4, 1e-3, 3e-3) for m in ('head-only', 'vpt-deep', 'vapt')},
     'full': (3e-6, 1e-5, 3e-5, 1e-4)}
+#: What that search chose (10 % of the pairs, seed 0, validation split; table in
+#: docs/results/dinov2_retrieval_select_lr.md); the real tower's quick preset uses them.
+DINOV2_CHOSEN_LR = {'head-only': 1e-4, 'vpt-deep': 1e-3, 'vapt': 1e-4, 'full': 3e-5}
 PRESETS = {
     'quick': {'num_images': 800, 'fractions': [0.02, 0.1, 1.0], 'seeds': [0, 1], 'steps': 120},
     'full': {'num_images': 2000, 'fractions': [0.01, 0.05, 0.2, 1.0], 'seeds': [0, 1, 2],
@@ -215,14 +221,53 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--pretrain-recipe', default='default',
                    help='see tools/pretrain_tiny_clip.py (tools/pretrain_lit_clip.py)')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: write the lr-search and main tables of the runs '
+                   'finished in --out (e.g. by several processes that shared it)')
     p.add_argument('--jobs', type=int, default=2, help='runs at a time')
     p.add_argument('--threads', type=int, default=1, help='torch threads per run')
     return p.parse_args()
 
 
+def search_results(out: Path) -> Dict[float, List[dict]]:
+    """The finished lr-search runs (scored on the validation split), by lr."""
+    results: Dict[float, List[dict]] = {}
+    for path in sorted((out / 'runs').glob('*-val.row.json')):
+        row = json.loads(path.read_text())
+        results.setdefault(row['lr'], []).append(row)
+    return dict(sorted(results.items()))
+
+
+def report_finished(out: Path, methods: Sequence[str]) -> None:
+    """``lr_search.md`` and the main tables (``table.md``, ``paired.md``) of ``out``'s
+    finished runs, with the zero-shot recalls where they were evaluated."""
+    zero_shot = {split: 100 * json.loads(path.read_text())['metrics']['mean_recall']
+                 for split in ('val', 'test')
+                 if (path := out / 'runs' / f'zero-shot-{split}.json').exists()}
+    notes = ''.join(f'\nZero-shot {split} mean recall: {value:.2f}.\n'
+                    for split, value in zero_shot.items())
+    results = search_results(out)
+    if results:
+        present = [m for m in methods if any(r['method'] == m for rs in results.values()
+                                             for r in rs)]
+        (out / 'lr_search.md').write_text(
+            f'## Learning-rate search ({SELECT_FRACTION:.0%} of the training pairs, seed 0, '
+            f'validation split; mean recall %)\n\n{selection_table(results, present)}\n'
+            + notes)
+    rows = [r for r in collect_rows(str(out)) if r['method'] in methods]
+    write_report(rows, str(out), 'mean recall (%)', f'Retrieval, finished runs of {out}')
+    write_paired_report(rows, str(out), 'mean recall')
+    with open(out / 'table.md', 'a') as f:
+        f.write(notes)
+    print(f'tables of {len(rows)} runs and {sum(map(len, results.values()))} search runs '
+          f'in {out}')
+
+
 def main() -> None:
     args = parse_args()
     out = Path(args.out)
+    if args.report_only:
+        return report_finished(out, args.methods)
     (out / 'runs').mkdir(parents=True, exist_ok=True)
     tic = time.time()
     if args.backbone == 'tiny':
@@ -242,8 +287,12 @@ def main() -> None:
 
     grids = LR_GRID if args.backbone == 'tiny' else DINOV2_LR_GRID
     lrs = {m: grids[m][1] for m in args.methods}
+    search, lr_source = args.select_lr and args.preset != 'smoke', 'chosen on validation'
+    if args.backbone == 'dinov2' and args.preset == 'quick':  # the full preset's choice
+        lrs, search = {m: DINOV2_CHOSEN_LR[m] for m in args.methods}, False
+        lr_source = "the full preset's choice on validation"
     with ThreadPoolExecutor(args.jobs) as pool:
-        if args.select_lr and args.preset != 'smoke':
+        if search:
             grid = [(m, lr) for m in args.methods for lr in grids[m]]
             scores = list(pool.map(lambda c: study.train_eval(c[0], SELECT_FRACTION, 0, c[1],
                                                               split='val'), grid))
@@ -264,7 +313,7 @@ def main() -> None:
     write_paired_report(rows, str(out), 'mean recall')
     with open(out / 'table.md', 'a') as f:
         f.write(f'\nZero-shot (pretrained on the source pairs, no tuning): {zero_shot:.2f}. '
-                f'Learning rates (chosen on validation): {lrs}. '
+                f'Learning rates ({lr_source}): {lrs}. '
                 f'Preset {args.preset}: {time.time() - tic:.0f} s in all.\n')
     print(f'zero-shot {zero_shot:.2f}; lr {lrs}; {time.time() - tic:.0f} s; '
           f'table and plot in {out}')

@@ -19,16 +19,14 @@ best lr; finished runs in ``OUT/lr<LR>/runs`` are reused.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
-from statistics import mean
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_report import collect_rows  # noqa: E402
+from study_report import collect_rows, selection_table  # noqa: E402
 from sample_efficiency_seg import (BACKBONES, METHODS, OPTIMIZERS, VARIANTS,  # noqa: E402
                                    check_backbone_options, run_study)
 
@@ -36,23 +34,6 @@ from sample_efficiency_seg import (BACKBONES, METHODS, OPTIMIZERS, VARIANTS,  # 
 GRIDS = {('tiny', 'adamw'): (1e-3, 5e-3, 2.5e-2, 1e-1, 0.5, 2.5),
          ('dinov2', 'adamw'): (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
          ('dinov2', 'sgd'): tuple(base * 8 / 256 for base in (0.25, 1.0, 2.5, 10.0, 50.0))}
-
-
-def selection_table(results: Dict[float, List[dict]], methods: Sequence[str]) -> str:
-    """Markdown: mean metric per method (rows) and lr (columns), the best lr per method
-    ('—' where a method did not run at an lr, 'diverged' where its loss did)."""
-    lrs = sorted(results)
-    lines = ['| method | ' + ' | '.join(f'lr {lr:g}' for lr in lrs) + ' | best lr |',
-             '|---|' + '---:|' * (len(lrs) + 1)]
-    for method in methods:
-        means = {lr: mean(r['metric'] for r in results[lr] if r['method'] == method)
-                 for lr in lrs if any(r['method'] == method for r in results[lr])}
-        # A diverged run (NaN) is never the best.
-        best = max(means, key=lambda lr: -math.inf if math.isnan(means[lr]) else means[lr])
-        cells = ['—' if lr not in means else 'diverged' if math.isnan(means[lr])
-                 else f'{means[lr]:.2f}' for lr in lrs]
-        lines.append(f'| {method} | ' + ' | '.join(cells) + f' | {best:g} |')
-    return '\n'.join(lines)
 
 
 def finished_results(out_dir: Path) -> Dict[float, List[dict]]:

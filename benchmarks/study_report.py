@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import textwrap
@@ -207,6 +208,23 @@ def write_paired_report(rows: Sequence[dict], out_dir: str, metric: str,
     plot_paired(pairs, os.path.join(out_dir, 'paired.png'), metric,
                 f'{method} minus each method, per seed (dots), mean and 95% CI')
     print(table)
+
+
+def selection_table(results: Dict[float, List[dict]], methods: Sequence[str]) -> str:
+    """Markdown: mean metric per method (rows) and lr (columns), the best lr per method
+    ('—' where a method did not run at an lr, 'diverged' where its loss did)."""
+    lrs = sorted(results)
+    lines = ['| method | ' + ' | '.join(f'lr {lr:g}' for lr in lrs) + ' | best lr |',
+             '|---|' + '---:|' * (len(lrs) + 1)]
+    for method in methods:
+        means = {lr: statistics.fmean(r['metric'] for r in results[lr] if r['method'] == method)
+                 for lr in lrs if any(r['method'] == method for r in results[lr])}
+        # A diverged run (NaN) is never the best.
+        best = max(means, key=lambda lr: -math.inf if math.isnan(means[lr]) else means[lr])
+        cells = ['—' if lr not in means else 'diverged' if math.isnan(means[lr])
+                 else f'{means[lr]:.2f}' for lr in lrs]
+        lines.append(f'| {method} | ' + ' | '.join(cells) + f' | {best:g} |')
+    return '\n'.join(lines)
 
 
 def collect_rows(out_dir: str) -> List[dict]:

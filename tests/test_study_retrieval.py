@@ -15,6 +15,7 @@ from vapt_mm.clip import load_vapt, save_vapt
 from vapt_mm.clip.adapter import apply_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'benchmarks'))
 
 
 def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_path_factory):
@@ -72,3 +73,35 @@ def test_baselines_train_the_image_side_only_and_round_trip(tmp_path, method, tr
     images = torch.rand(2, 3, 32, 32)
     assert torch.equal(fresh.encode_image(images), model.encode_image(images))
     assert not torch.equal(tiny_clip().encode_image(images), model.encode_image(images))
+
+
+def test_the_quick_presets_rates_are_what_the_recorded_search_chose():
+    from sample_efficiency_retrieval import DINOV2_CHOSEN_LR, DINOV2_LR_GRID
+    search = json.loads((ROOT / 'docs' / 'results' /
+                         'dinov2_retrieval_select_lr_rows.json').read_text())['runs']
+    for method, lr in DINOV2_CHOSEN_LR.items():
+        mine = [r for r in search if r['method'] == method and r['lr'] in DINOV2_LR_GRID[method]]
+        assert {r['lr'] for r in mine} == set(DINOV2_LR_GRID[method])  # the whole grid ran
+        assert max(mine, key=lambda r: r['metric'])['lr'] == lr
+        assert lr not in (min(DINOV2_LR_GRID[method]), max(DINOV2_LR_GRID[method]))  # inside
+
+
+def test_report_only_tables_the_runs_several_processes_finished(tmp_path):
+    from sample_efficiency_retrieval import report_finished
+    runs = tmp_path / 'runs'
+    runs.mkdir()
+    row = dict(fraction=0.1, seed=0, trainable=1, seconds=1.0)
+    for method, lr, metric in [('vapt', 1e-4, 30.0), ('vapt', 1e-3, 32.5), ('full', 1e-5, 20.0)]:
+        (runs / f'{method}-f0.1-s0-lr{lr:g}-val.row.json').write_text(json.dumps(
+            dict(row, method=method, lr=lr, metric=metric, settings={})))
+    for method, seed, metric in [('vapt', 0, 40.0), ('vapt', 1, 42.0), ('full', 0, 35.0)]:
+        (runs / f'{method}-f1-s{seed}-lr0.001-test.row.json').write_text(json.dumps(
+            dict(row, method=method, fraction=1.0, seed=seed, lr=1e-3, metric=metric)))
+    (runs / 'zero-shot-test.json').write_text(json.dumps({'metrics': {'mean_recall': 0.3807}}))
+    report_finished(tmp_path, ['head-only', 'vapt', 'full'])
+    search = (tmp_path / 'lr_search.md').read_text()
+    assert '| vapt | — | 30.00 | 32.50 | 0.001 |' in search
+    assert '| full | 20.00 | — | — | 1e-05 |' in search and 'head-only' not in search
+    table = (tmp_path / 'table.md').read_text()
+    assert '| vapt | 100% | 41.00 ± 1.41 | 2 |' in table
+    assert 'Zero-shot test mean recall: 38.07' in table
