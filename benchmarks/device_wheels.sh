@@ -15,7 +15,7 @@ set -Eeuo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="${1:-$repo/.device_wheels}"
-python="${PYTHON:-python3}"
+python="${PYTHON:-$repo/.venv/bin/python}"  # with torch: the mmcv sdist's metadata imports it
 constraints="$repo/requirements/constraints.txt"
 limit_mib=32
 # The machine's image, as benchmarks/device_check.sh expects it (KINDS.md of the device
@@ -27,7 +27,7 @@ matplotlib mdurl mpmath networkx ninja numpy onnx onnxruntime opencv-python-head
 packaging pillow pip protobuf psutil pygments pyparsing python-dateutil pyyaml regex requests
 rich safetensors scipy setuptools six sympy timm torch torchvision tqdm typing-extensions
 urllib3 wheel"
-roots=(mmengine mmsegmentation open_clip_torch ftfy addict yapf)  # mmcv's and vapt_mm's
+roots=(mmengine mmsegmentation open_clip_torch ftfy addict yapf webdataset braceexpand)  # mmcv's, vapt_mm's
 target=(--python-version 3.12 --implementation cp --abi cp312 --only-binary=:all:
         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64
         --platform manylinux_2_28_x86_64)
