@@ -254,7 +254,8 @@ def report_finished(out: Path, methods: Sequence[str]) -> None:
             f'## Learning-rate search ({SELECT_FRACTION:.0%} of the training pairs, seed 0, '
             f'validation split; mean recall %)\n\n{selection_table(results, present)}\n'
             + notes)
-    rows = [r for r in collect_rows(str(out)) if r['method'] in methods]
+    rows = sorted((r for r in collect_rows(str(out)) if r['method'] in methods),
+                  key=lambda r: list(methods).index(r['method']))
     write_report(rows, str(out), 'mean recall (%)', f'Retrieval, finished runs of {out}')
     write_paired_report(rows, str(out), 'mean recall')
     with open(out / 'table.md', 'a') as f:
