@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,18 +128,23 @@ def test_more_samples_than_the_shards_hold_start_another_pass(shards):
     assert len(seen) == 300 and sorted(set(seen)) == list(range(PAIRS))
 
 
+def copy_with_bad_member(source: Path, target: Path, bad: bytes,
+                         name: str = '00000003.png') -> None:
+    """Copy the tar ``source`` to ``target`` with member ``name`` replaced by ``bad``."""
+    with tarfile.open(source) as reader, tarfile.open(target, 'w') as writer:
+        for member in reader.getmembers():
+            data = reader.extractfile(member).read()
+            if member.name == name:
+                data = bad
+                member.size = len(data)
+            writer.addfile(member, io.BytesIO(data))
+
+
 @pytest.fixture(scope='module')
 def corrupt(shards, tmp_path_factory):
     """A copy of shard 0 whose member 00000003.png is not an image."""
     path = tmp_path_factory.mktemp('corrupt') / 'bad.tar'
-    with tarfile.open(shards[0] / 'shards' / 'shard-0000.tar') as source, \
-            tarfile.open(path, 'w') as target:
-        for member in source.getmembers():
-            data = source.extractfile(member).read()
-            if member.name == '00000003.png':
-                data = b'not a png' * 10
-                member.size = len(data)
-            target.addfile(member, io.BytesIO(data))
+    copy_with_bad_member(shards[0] / 'shards' / 'shard-0000.tar', path, b'not a png' * 10)
     return str(path)
 
 

@@ -2,13 +2,11 @@
 CSV path when both read in file order, validation with the best checkpoint, results.jsonl and
 TensorBoard, a run killed (SIGKILL) mid-epoch that resumes as if uninterrupted, corrupt
 members. 120 pairs of the demo set in 4 shards, global batch 12."""
-import io
 import json
 import os
 import shutil
 import signal
 import sys
-import tarfile
 
 import pytest
 import torch
@@ -19,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from clip_tiny import VIT_CONFIG, VIT_MODEL
 from cluster_runs import Run, free_port, pid_in, stopped_at_exit
 from test_retrieval_train import TOOLS, make_setup, run
-from test_shards import make_shards_tool
+from test_shards import copy_with_bad_member, make_shards_tool
 
 FAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'faults')
 TOOL = os.path.join(TOOLS, 'train_retrieval.py')
@@ -150,14 +148,7 @@ def corrupt(setup):
     folder = setup[0] / 'corrupt'
     shutil.copytree(setup[0] / 'shards', folder)
     path = folder / 'shard-0000.tar'
-    with tarfile.open(setup[0] / 'shards' / 'shard-0000.tar') as source, \
-            tarfile.open(path, 'w') as target:
-        for member in source.getmembers():
-            data = source.extractfile(member).read()
-            if member.name == '00000003.png':
-                data = b'\x89PNG broken' * 4
-                member.size = len(data)
-            target.addfile(member, io.BytesIO(data))
+    copy_with_bad_member(setup[0] / 'shards' / 'shard-0000.tar', path, b'\x89PNG broken' * 4)
     return str(folder / 'shard-{0000..0003}.tar'), str(path)
 
 
