@@ -1,8 +1,11 @@
 """Shared helpers of the mmseg tests: tiny ViT configs and pretrained files."""
+import contextlib
+import logging
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Iterator, List
 
 import timm
+from mmengine.logging import MMLogger
 import torch
 from safetensors.torch import save_file
 
@@ -34,3 +37,17 @@ def write_timm_file(path: Path, **kwargs) -> Path:
     else:
         torch.save({'state_dict': state}, path)
     return path
+
+
+@contextlib.contextmanager
+def mmlogger_records() -> Iterator[List[logging.LogRecord]]:
+    """The records mmengine's current logger emits inside the block."""
+    records: List[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

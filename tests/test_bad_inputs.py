@@ -3,7 +3,6 @@
 ``python tests/test_bad_inputs.py`` prints the message of every row.
 """
 import json
-import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,13 +14,12 @@ import torch
 from mmengine.config import Config
 from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import Compose
-from mmengine.logging import MMLogger
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
 from PIL import Image
 
 from clip_tiny import tiny_clip
 from conftest import tiny_timm_vit
-from seg_helpers import ROOT, tiny_mmseg_vit, write_timm_file
+from seg_helpers import ROOT, mmlogger_records, tiny_mmseg_vit, write_timm_file
 from vapt_mm.clip import apply_vapt, load_captions
 from vapt_mm.clip.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from vapt_mm.core import (PromptConfig, PromptedViT, freeze_except_prompts, load_trainable,
@@ -234,17 +232,10 @@ def test_bad_input_gets_a_clear_error(row: Row, tmp_path: Path) -> None:
 def test_corrupt_images_are_skipped_only_when_asked_and_counted(tmp_path):
     good = write_png(tmp_path / 'good.png', np.zeros((8, 8, 3), np.uint8))
     load = CheckedLoadImageFromFile(skip_corrupt=True)
-    records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with mmlogger_records() as records:
         assert load(dict(img_path=str(truncated_png(tmp_path)))) is None
         assert load(dict(img_path=str(good)))['img'].shape == (8, 8, 3)
         assert load(dict(img_path=str(tmp_path / 'scene.png'))) is None
-    finally:
-        logger.removeHandler(handler)
     assert load.skipped == 2
     assert 'scene.png (2 skipped so far in this process)' in records[-1].getMessage()
 

@@ -6,7 +6,6 @@ DINOv2's in timm, Meta and Hugging Face keys); loaded through ``VAPTBackbone``,
 the ViT must compute the source model's features.
 """
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Tuple
@@ -14,7 +13,6 @@ from typing import Callable, Dict, List, NamedTuple, Tuple
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmseg.models.backbones import VisionTransformer as MMSegVisionTransformer
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
@@ -22,6 +20,7 @@ from timm.models import register_model
 from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import VisionTransformer, _create_vision_transformer
 
+from seg_helpers import mmlogger_records
 from vapt_mm.clip.factory import create_clip
 from vapt_mm.seg import VAPTBackbone
 from vapt_mm.weights import read_vit_weights
@@ -321,15 +320,8 @@ def test_position_embeddings_follow_the_training_crop(case: Case, vit_path: str,
 
 def test_the_loader_logs_the_format_it_recognised(tmp_path: Path) -> None:
     _, path, _ = written(BY_NAME['moco_v3_pretraining'], tmp_path)
-    records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with mmlogger_records() as records:
         backbone('vit', 'mmseg', 32).load_pretrained(str(path))
-    finally:
-        logger.removeHandler(handler)
     message = records[-1].getMessage()
     assert "read as MoCo v3 pretraining (under 'state_dict', 'module.' stripped)" in message
     assert "'momentum_encoder.cls_token'" in message and "'predictor.0.weight'" in message
