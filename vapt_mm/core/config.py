@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
 
 METHODS = ('vapt', 'vpt-deep', 'vpt-shallow')
+PROMPT_GATES = ('none', 'layer', 'head')
+OFFSET_INITS = ('zeros', 'vpt')
 ACTIVATIONS = ('relu', 'gelu', 'sigmoid', 'identity')
 
 
@@ -36,6 +38,13 @@ class PromptConfig:
         generated_offset: VAPT only, not in the paper (off by default): add a
             free, zero-initialised (N, C) prompt to the generated prompts of each
             layer, so that they can hold a constant direction as VPT-deep's do.
+        offset_init: How ``generated_offset`` starts: ``'zeros'`` (outputs start
+            as without it) or ``'vpt'`` (the static prompts' uniform init).
+        prompt_gate: Not in the paper (``'none'`` by default): ``'layer'`` (one
+            learnable scalar per block) or ``'head'`` (one per block and head),
+            zero-initialised, scaling the attention the class and patch tokens
+            pay to the prompts (``vapt_mm.core.gate``): the prompted ViT starts
+            exactly as the frozen one. The ViT adapter must offer ``gate_prompts``.
         token_map_init_std: VAPT only, not in the paper (0, the paper's zero
             initialisation, by default): initialise the token-wise maps' weights
             from N(0, std^2). From zeros the N generated prompts of a layer start
@@ -57,6 +66,8 @@ class PromptConfig:
     ref_grid: Optional[Tuple[int, int]] = None
     generated_offset: bool = False
     token_map_init_std: float = 0.0
+    offset_init: str = 'zeros'
+    prompt_gate: str = 'none'
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -72,6 +83,15 @@ class PromptConfig:
         if self.generated_offset and self.method != 'vapt':
             raise ValueError(f'generated_offset adds to generated prompts, which only method '
                              f'"vapt" has (got method={self.method!r}).')
+        if self.offset_init not in OFFSET_INITS:
+            raise ValueError(f'offset_init {self.offset_init!r} is unknown; '
+                             f'use one of {OFFSET_INITS}.')
+        if self.offset_init != 'zeros' and not self.generated_offset:
+            raise ValueError(f'offset_init={self.offset_init!r} initialises the generated_offset '
+                             'prompts; set generated_offset=True (method "vapt") as well.')
+        if self.prompt_gate not in PROMPT_GATES:
+            raise ValueError(f'prompt_gate {self.prompt_gate!r} is unknown; '
+                             f'use one of {PROMPT_GATES}.')
         if self.token_map_init_std < 0:
             raise ValueError(f'token_map_init_std must be >= 0 (0: the paper\'s zero '
                              f'initialisation), got {self.token_map_init_std}.')

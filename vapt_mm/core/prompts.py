@@ -20,17 +20,20 @@ class LayerPrompts(nn.Module):
     generates the prompts of every later layer from the patch tokens that left
     the previous block. With ``cfg.generated_offset``, ``offset`` holds one free
     (N, C) prompt per generated layer, added to its generated prompts (zero at
-    initialisation, so the outputs start exactly as without it).
+    initialisation, so the outputs start exactly as without it, or drawn as the
+    static prompts with ``cfg.offset_init='vpt'``). With ``cfg.prompt_gate``,
+    ``gate`` holds the zero-initialised prompt gates, (L, 1) or (L, heads).
 
     Args:
         cfg: Prompt options; ``cfg.ref_grid`` must be set for VAPT.
         dim: Token width C of the ViT.
         depth: Number of blocks L.
         patch_size: Patch side, used by VPT's uniform (Xavier-style) init.
+        num_heads: Attention heads per block; needed by ``prompt_gate='head'``.
     """
 
     def __init__(self, cfg: PromptConfig, dim: int, depth: int,
-                 patch_size: Tuple[int, int]) -> None:
+                 patch_size: Tuple[int, int], num_heads: Optional[int] = None) -> None:
         super().__init__()
         if cfg.method == 'vapt' and cfg.static_layers >= depth:
             raise ValueError(f'static_layers={cfg.static_layers} leaves no adaptive layer in a '
@@ -60,6 +63,14 @@ class LayerPrompts(nn.Module):
                 for _ in range(1 if cfg.shared_projector else num_generated))
             if cfg.generated_offset:
                 self.offset = nn.Parameter(torch.zeros(num_generated, cfg.num_tokens, dim))
+                if cfg.offset_init == 'vpt':
+                    nn.init.uniform_(self.offset, -bound, bound)
+        self.register_parameter('gate', None)
+        if cfg.prompt_gate != 'none':
+            if cfg.prompt_gate == 'head' and not num_heads:
+                raise ValueError("prompt_gate='head' needs the ViT's number of attention heads.")
+            heads = num_heads if cfg.prompt_gate == 'head' else 1
+            self.gate = nn.Parameter(torch.zeros(depth, heads))
 
     @property
     def num_tokens(self) -> int:

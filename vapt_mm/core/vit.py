@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import PromptConfig
+from .gate import PromptGate
 from .generator import Grid
 from .prompts import LayerPrompts
 
@@ -25,6 +26,10 @@ class PromptableViT(Protocol):
             (B, T, C) to (B, T, C) for any sequence length T.
         norm: Final norm applied to the last block's tokens (``nn.Identity``
             if the ViT has none).
+
+    Optional, for ``PromptConfig.prompt_gate``: ``gate_prompts(gate: PromptGate)
+    -> int`` routes every block's attention through ``gate`` (the family's
+    gated attention, ``vapt_mm.core.gate``) and returns the heads per block.
     """
 
     embed_dim: int
@@ -73,7 +78,15 @@ class PromptedViT(nn.Module):
         self.vit = vit
         self.backbone_eval = backbone_eval
         self.with_cp = with_cp
-        self.prompts = LayerPrompts(cfg, vit.embed_dim, len(vit.blocks), vit.patch_size)
+        num_heads = None
+        self.prompt_gate = PromptGate() if cfg.prompt_gate != 'none' else None
+        if self.prompt_gate is not None:
+            if not callable(getattr(vit, 'gate_prompts', None)):
+                raise TypeError(f'{type(vit).__name__} cannot gate prompts (it has no '
+                                f"gate_prompts method); use prompt_gate='none' with it.")
+            num_heads = vit.gate_prompts(self.prompt_gate)
+        self.prompts = LayerPrompts(cfg, vit.embed_dim, len(vit.blocks), vit.patch_size,
+                                    num_heads)
 
     @property
     def cfg(self) -> PromptConfig:
@@ -100,19 +113,30 @@ class PromptedViT(nn.Module):
         prefix, wanted = self.vit.num_prefix_tokens, set(out_indices)
         num_prompts = 0
         outputs: Dict[int, torch.Tensor] = {}
-        for index, block in enumerate(self.vit.blocks):
+        for index in range(len(self.vit.blocks)):
             patches = tokens[:, prefix + num_prompts:]
             prompts = self.prompts(index, patches, grid)
             if prompts is not None:
                 tokens = torch.cat([tokens[:, :prefix], prompts.to(tokens.dtype), patches], dim=1)
                 num_prompts = prompts.shape[1]
             if self.with_cp and self.training and torch.is_grad_enabled():
-                tokens = checkpoint(block, tokens, use_reentrant=False)
+                tokens = checkpoint(self._run_block, index, tokens, num_prompts,
+                                    use_reentrant=False)
             else:
-                tokens = block(tokens)
+                tokens = self._run_block(index, tokens, num_prompts)
             if index in wanted:
                 outputs[index] = _without_prompts(tokens, prefix, num_prompts)
         return _without_prompts(tokens, prefix, num_prompts), outputs
+
+    def _run_block(self, index: int, tokens: torch.Tensor, num_prompts: int) -> torch.Tensor:
+        # The gate is set inside the (checkpointed) call, so a recomputation sees it too.
+        block = self.vit.blocks[index]
+        if self.prompt_gate is None or num_prompts == 0:
+            return block(tokens)
+        prefix = self.vit.num_prefix_tokens
+        with self.prompt_gate.running(slice(prefix, prefix + num_prompts),
+                                      self.prompts.gate[index]):
+            return block(tokens)
 
     def forward_features(self, images: torch.Tensor,
                          out_indices: Iterable[int]) -> Tuple[List[torch.Tensor], Grid]:

@@ -7,6 +7,10 @@ import torch
 from torch import nn
 from timm.models.vision_transformer import VisionTransformer
 
+from vapt_mm.core.gate import PromptGate
+
+from .timm_gated_attention import gate_timm_attention
+
 
 class TimmViT(nn.Module):
     """Exposes a timm ``VisionTransformer`` through the core's ViT protocol.
@@ -37,6 +41,11 @@ class TimmViT(nn.Module):
     @property
     def norm(self) -> nn.Module:
         return self.model.norm
+
+    def gate_prompts(self, gate: PromptGate) -> int:
+        """Gate every block's ``attn`` (``PromptConfig.prompt_gate``); returns the heads."""
+        return [gate_timm_attention(getattr(block, 'attn', None), gate)
+                for block in self.model.blocks][0]
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         grid = tuple(self.model.patch_embed.dynamic_feat_size(images.shape[-2:]))

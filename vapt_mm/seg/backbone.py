@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ..core import PromptConfig, PromptedViT
+from ..models.timm_factory import create_timm_vit
 from ..weights import load_checked, read_vit_weights, timm_vit_state
 from .mmseg_vit import MMSegViT
 from .weights import mmseg_vit_weights
@@ -23,20 +24,7 @@ def build_vit(cfg: dict, img_size: Tuple[int, int], final_norm: bool) -> nn.Modu
     cfg = copy.deepcopy(dict(cfg))
     vit_type = cfg.pop('type', None)
     if vit_type == 'timm':
-        import timm
-        from timm.models import is_model_in_modules
-
-        from ..models.timm_vit import TimmViT
-        name = cfg.pop('model_name')
-        if not is_model_in_modules(name, ['vision_transformer', 'deit']):
-            raise TypeError(f'timm model {name!r} is not a plain ViT; VAPTBackbone needs a timm '
-                            'VisionTransformer (e.g. vit_base_patch16_224, a DeiT or DINOv2).')
-        cfg.pop('checkpoint_path', None)
-        cfg.setdefault('dynamic_img_size', True)
-        cfg.setdefault('dynamic_img_pad', True)
-        model = timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size,
-                                  **cfg)
-        return TimmViT(model)
+        return create_timm_vit(cfg, img_size)
     vit_cls = MODELS.get(vit_type) if isinstance(vit_type, str) else vit_type
     if vit_cls is None or not issubclass(vit_cls, VisionTransformer):
         raise TypeError(f'VAPTBackbone needs vit=dict(type="VisionTransformer", ...) or '

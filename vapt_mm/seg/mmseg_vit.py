@@ -8,6 +8,8 @@ from mmengine.utils import to_2tuple
 from mmseg.models.backbones import VisionTransformer
 from torch import nn
 
+from ..core import PromptGate, gate_multihead_attention
+
 
 class MMSegViT(nn.Module):
     """Exposes an mmseg ``VisionTransformer`` through the core's ViT protocol.
@@ -41,6 +43,11 @@ class MMSegViT(nn.Module):
     @property
     def norm(self) -> nn.Module:
         return self.model.norm1 if self.model.final_norm else self._identity
+
+    def gate_prompts(self, gate: PromptGate) -> int:
+        """Gate the ``nn.MultiheadAttention`` inside every layer's mmcv
+        ``MultiheadAttention`` (``PromptConfig.prompt_gate``); returns the heads."""
+        return [gate_multihead_attention(layer.attn.attn, gate) for layer in self.model.layers][0]
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         model = self.model

@@ -1,0 +1,9 @@
+# VTAB-1k patch_camelyon, full-ft; base lr 0.01, weight decay 1e-4:
+# the official code has no config for this method on VTAB (its src/configs/config.py defaults).
+_base_ = ['./_base_/methods/full-ft.py']
+task_data = dict(data_root='data/vtab-1k/patch_camelyon', num_classes=2)
+train_dataloader = dict(dataset=task_data)
+val_dataloader = dict(dataset=task_data)
+test_dataloader = dict(dataset=task_data)
+model = dict(head=dict(num_classes=2))
+optim_wrapper = dict(optimizer=dict(lr=0.01 * 64 / 256, weight_decay=0.0001))

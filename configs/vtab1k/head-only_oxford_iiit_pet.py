@@ -1,0 +1,9 @@
+# VTAB-1k oxford_iiit_pet, head-only; base lr 0.01, weight decay 1e-4:
+# the official code has no config for this method on VTAB (its src/configs/config.py defaults).
+_base_ = ['./_base_/methods/head-only.py']
+task_data = dict(data_root='data/vtab-1k/oxford_iiit_pet', num_classes=37)
+train_dataloader = dict(dataset=task_data)
+val_dataloader = dict(dataset=task_data)
+test_dataloader = dict(dataset=task_data)
+model = dict(head=dict(num_classes=37))
+optim_wrapper = dict(optimizer=dict(lr=0.01 * 64 / 256, weight_decay=0.0001))
