@@ -17,6 +17,7 @@ TIMM_VIT = dict(type='timm', model_name='vit_tiny_patch16_224', patch_size=8, em
                 depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP_RATIO)
 PROMPTS = dict(method='vapt', num_tokens=3)
 CLASSES = 5
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def classifier(vit: dict, **backbone) -> torch.nn.Module:

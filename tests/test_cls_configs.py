@@ -17,6 +17,7 @@ CONFIGS = sorted(p for d in ('vtab1k', 'fgvc') for p in (ROOT / 'configs' / d).g
 METHODS = ('vapt', 'vpt-deep', 'head-only', 'full-ft')
 VIT_B16 = 85_798_656  # ViT-B/16 at 224 px without a head (patch, class, position, 12 blocks, norm)
 WIDTH, DEPTH, GRID = 768, 12, (14, 14)
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def prompt_count(prompt_cfg: dict) -> int:

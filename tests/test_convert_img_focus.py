@@ -18,7 +18,8 @@ from PIL import Image
 from safetensors.torch import load_file
 from timm.layers import resample_abs_pos_embed
 
-from vapt_mm.pretrain import dinov2_onnx
+from vapt_mm.weights import dinov2_onnx
+from vapt_mm.weights.mmseg_keys import fold_layer_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'model_converters' / 'img_focus2vit.py'
@@ -95,9 +96,9 @@ def test_timm_matches_onnxruntime(src, tokens, photos):
 
 
 def test_folded_layer_scale_matches(state, tokens, photos):
-    folded = dinov2_onnx.fold_layer_scale(state)
+    folded = fold_layer_scale(state)
     assert not [k for k in folded if '.ls' in k]
-    assert dinov2_onnx.fold_layer_scale(folded).keys() == folded.keys()
+    assert fold_layer_scale(folded).keys() == folded.keys()
     # Measured: 2.8e-5 (init_values=0.0: timm.create_model drops init_values=None).
     assert (timm_tokens(folded, photos, init_values=0.0) - tokens).abs().max() <= 1e-4
 

@@ -1,4 +1,4 @@
-"""benchmarks/device_check.sh --dry-run: the GPU check's steps on the CPU at tiny sizes."""
+"""tools/gpu_check/device_check.sh --dry-run: the GPU check's steps on the CPU at tiny sizes."""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ def test_dry_run_runs_the_cpu_steps_and_names_what_needs_cuda(tmp_path):
     out = tmp_path / 'device_check.json'
     env = {**os.environ, 'PYTHON': sys.executable, 'PYTHONPATH': ROOT, 'OMP_NUM_THREADS': '1'}
     # A large budget: the steps' time limits stretch with it on a slow, shared machine.
-    result = subprocess.run(['bash', 'benchmarks/device_check.sh', '--dry-run', '--budget',
+    result = subprocess.run(['bash', 'tools/gpu_check/device_check.sh', '--dry-run', '--budget',
                              '1800', '--out', str(out), '--work', str(tmp_path / 'work')],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

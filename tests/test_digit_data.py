@@ -11,11 +11,11 @@ from mmengine.registry import init_default_scope
 
 from seg_helpers import ROOT
 from vapt_mm.clip import load_captions
-from vapt_mm.data import (CLASSES, PALETTE, PHOTOS, captions, crop_box, digit_pools,
+from vapt_mm.demo import (CLASSES, PALETTE, PHOTOS, captions, crop_box, digit_pools,
                           mnist_digits, paste_digit, photo, photo_region, retrieval_scene,
                           seg_scene, split_halves)
-from vapt_mm.data import digit_retrieval, real_sources
-from vapt_mm.data.digit_scenes import EDGE_ALPHA, digit_label, pair_boxes, seg_composite
+from vapt_mm.demo import digit_retrieval, real_sources
+from vapt_mm.demo.digit_scenes import EDGE_ALPHA, digit_label, pair_boxes, seg_composite
 
 
 def load_tool(name):

@@ -8,5 +8,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_flake8_is_clean():
     result = subprocess.run([sys.executable, '-m', 'flake8', 'vapt_mm', 'tools', 'tests',
-                             'benchmarks', 'configs'], cwd=ROOT, capture_output=True, text=True)
+                             'benchmarks', 'studies', 'configs'], cwd=ROOT, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stdout + result.stderr

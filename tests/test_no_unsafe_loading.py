@@ -4,7 +4,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob('vapt_mm/**/*.py'), *ROOT.glob('tools/**/*.py'),
-                  *ROOT.glob('benchmarks/**/*.py')])
+                  *ROOT.glob('benchmarks/**/*.py'), *ROOT.glob('studies/**/*.py')])
 #: Loaders that unpickle unless told not to -> (keyword, its safe value).
 GUARDS = {'torch.load': ('weights_only', True), 'np.load': ('allow_pickle', False),
           'numpy.load': ('allow_pickle', False)}

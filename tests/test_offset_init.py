@@ -13,6 +13,7 @@ from conftest import tiny_timm_vit
 from seg_helpers import tiny_mmseg_vit
 from test_retrieval_train import make_setup, train
 from vapt_mm.clip import apply_vapt
+from vapt_mm.clip.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from vapt_mm.clip.optim import param_groups, scaled_schedule
 from vapt_mm.core import PromptConfig, PromptedViT, freeze_except_prompts
 from vapt_mm.models.timm_vit import TimmViT
@@ -79,6 +80,20 @@ def test_retrieval_groups_without_multiplier_are_the_two_of_before():
                                              [p for p in trainable if p.ndim < 2]]
     with pytest.raises(ValueError, match='method "vapt"'):
         param_groups(apply_vapt(tiny_clip(), method='vpt-deep'), 0.1, generator_lr_mult=0.1)
+
+
+@pytest.mark.parametrize('resume_mult', [1.0, 0.5], ids=['other groups', 'other multiplier'])
+def test_resume_with_another_generator_lr_mult_is_refused(tmp_path, resume_mult):
+    def model_and_optimizer(mult: float):
+        torch.manual_seed(0)
+        model = apply_vapt(tiny_clip(), method='vapt', num_tokens=4)
+        return model, torch.optim.AdamW(param_groups(model, 0.1, generator_lr_mult=mult), lr=1e-3)
+
+    path = str(tmp_path / 'checkpoint.pt')
+    save_checkpoint(path, *model_and_optimizer(0.1), None, 3, [rng_state()])
+    load_checkpoint(path, *model_and_optimizer(0.1), None)
+    with pytest.raises(ValueError, match='--generator-lr-mult it was trained with'):
+        load_checkpoint(path, *model_and_optimizer(resume_mult), None)
 
 
 def test_mmengine_custom_keys_give_the_generators_their_lr():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vapt_mm.pretrain import clip as pretrain_clip
+from vapt_mm.demo import tiny_clip as pretrain_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ from mmseg.models.backbones import VisionTransformer
 from safetensors.torch import load_file
 
 from seg_helpers import PYTHON, ROOT
-from vapt_mm.pretrain import vit as pretrain_vit
+from vapt_mm.demo import tiny_vit as pretrain_vit
 from vapt_mm.seg import VAPTBackbone
-from vapt_mm.seg.weights import timm_to_mmseg_vit
+from vapt_mm.weights.mmseg_keys import timm_to_mmseg_vit
 
 
 @pytest.fixture(scope='module')

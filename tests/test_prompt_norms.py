@@ -62,7 +62,7 @@ def test_writes_one_line_per_interval_in_a_training_run(tmp_path):
 
 
 def test_norm_table_takes_medians_over_seeds_of_the_later_layers(tmp_path):
-    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    sys.path.insert(0, str(ROOT / 'studies'))
     from prompt_norm_table import norm_rows, table
     for seed, scale in enumerate((1.0, 2.0, 4.0)):
         run = tmp_path / 'runs' / f'vapt_s{seed}'

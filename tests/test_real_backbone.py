@@ -25,8 +25,9 @@ from seg_helpers import PYTHON, ROOT
 from vapt_mm.clip import evaluate_retrieval, load_captions
 from vapt_mm.clip import apply_vapt
 from vapt_mm.clip.factory import create_clip
-from vapt_mm.data import CLASSES, PALETTE, photo
-from vapt_mm.pretrain import dinov2_onnx, lit
+from vapt_mm.demo import CLASSES, PALETTE, photo
+from vapt_mm.demo import lit
+from vapt_mm.weights import dinov2_onnx
 
 CONFIGS = ROOT / 'configs' / 'dinov2'
 spec = importlib.util.spec_from_file_location(
@@ -144,7 +145,7 @@ def test_short_vapt_training_on_the_real_backbone_lowers_the_loss(converted, tmp
     work = tmp_path / 'work'
     result = subprocess.run([PYTHON, 'tools/train.py', str(cfg), '--work-dir', str(work)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, 'OMP_NUM_THREADS': '2'})
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = [json.loads(line) for log in work.glob('*/vis_data/scalars.json')
             for line in log.read_text().splitlines()]

@@ -144,3 +144,21 @@ def test_truncate_log_keeps_saved_steps_and_drops_a_half_line(tmp_path):
     truncate_log(str(path), 1)
     assert [json.loads(line) for line in path.read_text().splitlines()] == [
         {'step': 1, 'loss': 2.0}]
+
+
+def test_resume_when_the_checkpoint_is_truncated_names_it_and_the_ways_on(setup):
+    """The run folder's one checkpoint cut short (a partly synced copy): ``--resume latest``
+    stops with the file, 'no complete checkpoint', and the commands, no torch traceback."""
+    folder = setup[0] / 'truncated'
+    folder.mkdir()
+    torch.save({'trainable': {'w': torch.zeros(64, 64)}}, folder / 'checkpoint.pt')
+    (folder / 'checkpoint.pt').write_bytes((folder / 'checkpoint.pt').read_bytes()[:3000])
+    (result,) = concurrently(command(setup, 'truncated', '--resume', 'latest'))
+    assert result.returncode == 1
+    err = result.stderr
+    assert 'Traceback' not in err and 'PytorchStreamReader' not in err, err[-3000:]
+    assert f'cannot read {folder / "checkpoint.pt"} (truncated or partly copied' in err
+    assert 'No complete checkpoint is left' in err and 'run without --resume' in err
+    start_over = [line for line in err.splitlines() if line.startswith(f'    python {SCRIPT}')]
+    assert len(start_over) == 2 and '--resume' not in start_over[0]
+    assert start_over[1] == start_over[0] + ' --resume OTHER/checkpoint.pt'

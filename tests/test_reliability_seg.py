@@ -230,3 +230,26 @@ def test_two_processes_equal_one_process_without_batch_statistics(space, runs):
                 if k == 'momentum_buffer'} for c in (one, two)]
     assert max_difference(*moments) <= 1e-6
     assert max(t.abs().max().item() for t in moments[0].values()) > 1e-4  # a real step
+
+
+def test_resume_when_the_only_checkpoint_is_truncated_names_it_and_the_ways_on(tmp_path):
+    """A copied or partly synced work dir whose one checkpoint is cut short: ``--resume``
+    stops before the Runner with the file, 'no complete checkpoint', and two commands."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    torch.save({'state_dict': {'w': torch.zeros(64, 64)}}, work / 'iter_2.pth')
+    (work / 'iter_2.pth').write_bytes((work / 'iter_2.pth').read_bytes()[:3000])
+    (work / 'last_checkpoint').write_text(str(work / 'iter_2.pth'))
+    config = str(ROOT / 'configs' / 'vapt_demo_tiny.py')
+    result = subprocess.run([PYTHON, 'tools/train.py', config, '--work-dir', str(work),
+                             '--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    err = result.stderr
+    assert 'Traceback' not in err and 'PytorchStreamReader' not in err, err[-3000:]
+    assert (f'no complete checkpoint is left in {work} to resume from: '
+            f'{work / "iter_2.pth"} (incomplete)') in err
+    assert f'python tools/train.py {config} --work-dir {work}\n' in err  # without --resume
+    assert f'rm {work / "iter_2.pth"} {work / "last_checkpoint"}' in err
+    assert (f'python tools/train.py {config} --work-dir {work} --resume --cfg-options '
+            'load_from=OTHER.pth') in err
+    assert sorted(p.name for p in work.iterdir()) == ['iter_2.pth', 'last_checkpoint']

@@ -7,7 +7,7 @@ from mmseg.models.backbones import ResNetV1c, VisionTransformer
 
 from seg_helpers import ROOT, timm_state, tiny_mmseg_vit, write_timm_file
 from vapt_mm.seg import VAPTBackbone
-from vapt_mm.seg.weights import timm_to_mmseg_vit
+from vapt_mm.weights.mmseg_keys import timm_to_mmseg_vit
 
 PROMPTS = dict(method='vapt', num_tokens=3)
 

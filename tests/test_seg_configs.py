@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 import vapt_mm  # noqa: F401
 from seg_helpers import ROOT, write_timm_file
 from vapt_mm.seg.runtime import sync_bn_to_bn
-from vapt_mm.seg.weights import timm_to_mmseg_vit
+from vapt_mm.weights.mmseg_keys import timm_to_mmseg_vit
 
 CONFIGS = sorted(p.name for p in (ROOT / 'configs').glob('*.py'))
 WIDTH = {768: 32, 512: 16, 256: 16}

@@ -11,7 +11,8 @@ import torch
 from seg_helpers import PYTHON, ROOT, timm_state, write_timm_file
 from vapt_mm.seg import RandomSubsetDataset
 from vapt_mm.seg.checkpoint import is_trainable_only
-from vapt_mm.seg.weights import read_checkpoint, timm_to_mmseg_vit
+from vapt_mm.seg.weights import read_checkpoint
+from vapt_mm.weights.mmseg_keys import timm_to_mmseg_vit
 
 CONFIG = """_base_ = ['{root}/configs/vapt_demo_tiny.py']
 data_root = '{data}'

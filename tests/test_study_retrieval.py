@@ -15,7 +15,7 @@ from vapt_mm.clip import load_vapt, save_vapt
 from vapt_mm.clip.adapter import apply_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'benchmarks'))
+sys.path.insert(0, str(ROOT / 'studies'))
 
 
 def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_path_factory):
@@ -23,7 +23,7 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
     env = {**os.environ, 'PYTHONPATH': str(ROOT),
            'VAPT_PRETRAIN_CACHE': str(shared_cache(tmp_path_factory))}
     result = subprocess.run(
-        [sys.executable, str(ROOT / 'benchmarks' / 'sample_efficiency_retrieval.py'),
+        [sys.executable, str(ROOT / 'studies' / 'sample_efficiency_retrieval.py'),
          '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', '--jobs', '1',
          '--out', str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,7 +37,7 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
     (checkpoint, ) = shared_cache(tmp_path_factory).glob('*/vapt-tiny-clip-pt.safetensors')
     (weights, ) = (out / 'runs').glob('vapt-*/vapt.safetensors')
     ablation = subprocess.run(
-        [sys.executable, str(ROOT / 'benchmarks' / 'prompt_adaptivity_retrieval.py'),
+        [sys.executable, str(ROOT / 'studies' / 'prompt_adaptivity_retrieval.py'),
          '--model', checkpoint.stem, '--pretrained', str(checkpoint), '--model-config',
          str(checkpoint.with_suffix('.json')), '--data', str(out / 'target-40' / 'captions.json'),
          '--split', 'test', str(weights), '--out', str(tmp_path / 'ablation.json')],
@@ -48,7 +48,7 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
     assert row['shares'] and all(0.0 <= s <= 1.0 for s in row['shares'])
     assert f"| {weights.parent.name} | {row['adaptive']:.2f} |" in ablation.stdout
     other = subprocess.run(  # the same folder with another batch size: refused, not mixed
-        [sys.executable, str(ROOT / 'benchmarks' / 'sample_efficiency_retrieval.py'),
+        [sys.executable, str(ROOT / 'studies' / 'sample_efficiency_retrieval.py'),
          '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', '--jobs', '1',
          '--batch-size', '4', '--out', str(out)], capture_output=True, text=True, timeout=300,
         env=env)

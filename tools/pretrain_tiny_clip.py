@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from vapt_mm.pretrain.clip import RECIPES, make_recipe, pretrained_tiny_clip
+from vapt_mm.demo.tiny_clip import RECIPES, make_recipe, pretrained_tiny_clip
 
 
 def main() -> None:

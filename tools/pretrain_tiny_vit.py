@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from vapt_mm.pretrain.vit import RECIPES, pretrained_vit
+from vapt_mm.demo.tiny_vit import RECIPES, pretrained_vit
 
 
 def main() -> None:

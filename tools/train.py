@@ -7,6 +7,7 @@ import argparse
 import gc
 import logging
 import os
+import shlex
 import sys
 
 import torch.distributed as dist
@@ -17,7 +18,8 @@ from mmengine.runner import Runner
 from vapt_mm.cluster import (EXIT_SAVE_FAILED, catch_stop_signals, ignore_stop_signals,
                              restart_count)
 from vapt_mm.seg import PreemptionHook
-from vapt_mm.seg.checkpoint import CheckpointWriteError, latest_checkpoint
+from vapt_mm.seg.checkpoint import (CheckpointWriteError, NoCompleteCheckpointError,
+                                    resume_checkpoint)
 from vapt_mm.seg.checks import check_data_roots, check_resume_fits
 from vapt_mm.seg.runtime import load_config, prepare_runtime
 from vapt_mm.seg.workers import protect_loader_workers
@@ -68,7 +70,10 @@ def main() -> int:
     restarts = restart_count()
     cfg.resume = args.resume or restarts > 0  # restarted by torchrun: go on from the last save
     if cfg.resume and cfg.get('load_from') is None:
-        cfg.load_from = latest_checkpoint(cfg.work_dir)  # None: nothing to resume, start anew
+        try:
+            cfg.load_from = resume_checkpoint(cfg.work_dir)  # None: nothing to resume, start anew
+        except NoCompleteCheckpointError as error:
+            raise SystemExit(no_complete_checkpoint(error, args.config, cfg.work_dir))
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     prepare_runtime(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
@@ -90,6 +95,21 @@ def main() -> int:
     if dist.is_initialized():
         dist.destroy_process_group()
     return code
+
+
+def no_complete_checkpoint(error: NoCompleteCheckpointError, config: str, work_dir: str) -> str:
+    """``error``'s message and the ways on: start over, or resume from another file."""
+    command = [sys.argv[0], *(a for a in sys.argv[1:] if a != '--resume')]
+    other = [sys.argv[0], config, '--work-dir', work_dir, '--resume', '--cfg-options',
+             'load_from=OTHER.pth']
+    stale = error.files + [p for p in [os.path.join(work_dir, 'last_checkpoint')]
+                           if os.path.exists(p)]
+    return (f'--resume: {error}\n'
+            'To start over, run without --resume (or delete the stale files, '
+            f'rm {shlex.join(stale)}, and keep --resume):\n'
+            f'    python {shlex.join(command)}\n'
+            'To resume from a complete checkpoint elsewhere (e.g. in the original work dir):\n'
+            f'    python {shlex.join(other)}')
 
 
 def train(runner: Runner) -> int:

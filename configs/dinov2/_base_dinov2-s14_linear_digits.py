@@ -15,7 +15,7 @@ dataset_type = 'BaseSegDataset'
 data_root = 'data/digits_ade20k'
 crop_size = (168, 168)
 # Label 0 of the annotations is ignored (stroke edges), 1 is the photo, 2..11 the digits
-# (vapt_mm.data.CLASSES and PALETTE; test_configs_use_the_data_generators_classes_and_palette).
+# (vapt_mm.demo.CLASSES and PALETTE; test_configs_use_the_data_generators_classes_and_palette).
 classes = ('background', 'digit 0', 'digit 1', 'digit 2', 'digit 3', 'digit 4', 'digit 5',
            'digit 6', 'digit 7', 'digit 8', 'digit 9')
 palette = [(0, 0, 0), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),

@@ -1,7 +1,7 @@
 # FGVC cub, full-ft: base lr 0.00375, weight decay 0.01 (the official
 # configs/finetune/cub.yaml); 5394 training images: 85 iterations an epoch.
 _base_ = ['./_base_/methods/full-ft.py']
-task_data = dict(data_root='data/fgvc/CUB_200_2011', num_classes=200)
+task_data = dict(data_root='data/fgvc/CUB_200_2011', image_root='images', num_classes=200)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

@@ -1,7 +1,7 @@
 # FGVC nabirds, full-ft: base lr 0.00375, weight decay 0.01 (the official
 # configs/finetune/nabirds.yaml); 21536 training images: 337 iterations an epoch.
 _base_ = ['./_base_/methods/full-ft.py']
-task_data = dict(data_root='data/fgvc/nabirds', num_classes=555)
+task_data = dict(data_root='data/fgvc/nabirds', image_root='images', num_classes=555)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

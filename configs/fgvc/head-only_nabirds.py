@@ -1,7 +1,7 @@
 # FGVC nabirds, head-only: base lr 0.1, weight decay 0.01 (the official
 # configs/linear/nabirds.yaml); 21536 training images: 337 iterations an epoch.
 _base_ = ['./_base_/methods/head-only.py']
-task_data = dict(data_root='data/fgvc/nabirds', num_classes=555)
+task_data = dict(data_root='data/fgvc/nabirds', image_root='images', num_classes=555)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

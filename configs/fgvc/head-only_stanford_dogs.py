@@ -1,7 +1,7 @@
 # FGVC stanford_dogs, head-only: base lr 0.001, weight decay 0.0001 (the official
 # configs/linear/dogs.yaml); 10800 training images: 169 iterations an epoch.
 _base_ = ['./_base_/methods/head-only.py']
-task_data = dict(data_root='data/fgvc/Stanford-dogs', num_classes=120)
+task_data = dict(data_root='data/fgvc/Stanford-dogs', image_root='Images', num_classes=120)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

@@ -1,7 +1,7 @@
 # FGVC cub, vapt: base lr 50.0, weight decay 0.001 (the official
 # configs/prompt/cub.yaml); 5394 training images: 85 iterations an epoch.
 _base_ = ['./_base_/methods/vapt.py']
-task_data = dict(data_root='data/fgvc/CUB_200_2011', num_classes=200)
+task_data = dict(data_root='data/fgvc/CUB_200_2011', image_root='images', num_classes=200)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

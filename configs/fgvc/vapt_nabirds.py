@@ -1,7 +1,7 @@
 # FGVC nabirds, vapt: base lr 50.0, weight decay 0.0001 (the official
 # configs/prompt/nabirds.yaml); 21536 training images: 337 iterations an epoch.
 _base_ = ['./_base_/methods/vapt.py']
-task_data = dict(data_root='data/fgvc/nabirds', num_classes=555)
+task_data = dict(data_root='data/fgvc/nabirds', image_root='images', num_classes=555)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

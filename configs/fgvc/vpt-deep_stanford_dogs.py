@@ -1,7 +1,7 @@
 # FGVC stanford_dogs, vpt-deep: base lr 25.0, weight decay 0.001 (the official
 # configs/prompt/dogs.yaml); 10800 training images: 169 iterations an epoch.
 _base_ = ['./_base_/methods/vpt-deep.py']
-task_data = dict(data_root='data/fgvc/Stanford-dogs', num_classes=120)
+task_data = dict(data_root='data/fgvc/Stanford-dogs', image_root='Images', num_classes=120)
 train_dataloader = dict(dataset=task_data)
 val_dataloader = dict(dataset=task_data)
 test_dataloader = dict(dataset=task_data)

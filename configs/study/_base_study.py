@@ -1,7 +1,7 @@
 # Sample-efficiency study (issue #10), shared settings: the tiny ViT pretrained on the
 # generated source task (tools/pretrain_tiny_vit.py), a *linear* head on its last
 # (final-normed) patch tokens, the generated ADE20K-layout target data, 64x64 crops.
-# The checkpoint is given at run time (benchmarks/sample_efficiency_seg.py does it):
+# The checkpoint is given at run time (studies/sample_efficiency_seg.py does it):
 #   --cfg-options model.backbone.init_cfg.checkpoint=<cache>/vit.safetensors  (prompted)
 #   --cfg-options model.backbone.init_cfg.checkpoint=<mmseg-keys copy>.pth    (mmseg ViT)
 #
@@ -9,7 +9,7 @@
 # decay. Prompt parameters (VPT prompts, VAPT generators/projector) get lr_mult 10 and no
 # weight decay, the ratio of this repo's ViT-B configs; full fine-tuning gives the backbone
 # lr_mult 0.1. The base lr had the same search for every method: {1e-3, 5e-3, 2.5e-2}
-# on 1% and 10% of the data, seeds 0 and 1, 150 iterations (benchmarks/sample_efficiency_seg.py
+# on 1% and 10% of the data, seeds 0 and 1, 150 iterations (studies/sample_efficiency_seg.py
 # --quick --fractions 0.01 0.1 --cfg-options optim_wrapper.optimizer.lr=LR); 2.5e-2 had the
 # best mean val mIoU for all four methods (2e-4, tried at 1% seed 0, was far worse for all;
 # 2.5e-2 is the grid's top end; val doubles as the

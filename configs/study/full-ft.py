@@ -1,6 +1,6 @@
 # Full fine-tuning: mmseg's ViT with every parameter trainable (backbone lr_mult 0.1),
 # no prompts; it reads mmseg-format weights (vit.safetensors converted with
-# vapt_mm.seg.weights.timm_to_mmseg_vit; the study does it).
+# vapt_mm.weights.mmseg_keys.timm_to_mmseg_vit; the study does it).
 _base_ = ['./_base_study.py']
 model = dict(backbone=dict(
     _delete_=True, type='VisionTransformer', patch_size=8, embed_dims={{_base_.dims}},

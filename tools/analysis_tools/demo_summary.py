@@ -1,20 +1,27 @@
 """Print the demo's results side by side: method, trainable parameters, metric.
 
-    python tools/analysis_tools/demo_summary.py work_dirs/demo
+    python tools/analysis_tools/demo_summary.py work_dirs/demo [--threads STEP=N ...]
 
 Reads what ``tools/demo.sh`` writes: ``seg/<method>/iter_*.pth`` (trainable
 weights only) and ``seg/<method>/test/<time>/<time>.json`` (mmseg's test
 metrics), ``retrieval/<method>/vapt.safetensors`` and
 ``retrieval/recall_<method>.json`` (no weights file: nothing trained). Writes
-the table to ``summary.md`` too.
+the table to ``summary.md`` too, and under it the run's environment: the threads
+each step ran with (``--threads``, from ``tools/demo.sh``), torch, its BLAS and
+parallel backend, the CPU. Thread counts and BLAS change the order of float sums,
+and so the numbers: two machines' summaries tell apart what ran where.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
+import torch
 from safetensors.torch import load_file
 
 from vapt_mm.seg.weights import read_checkpoint
@@ -86,12 +93,56 @@ def table(rows: List[Dict[str, object]]) -> str:
     return '\n'.join(lines)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else ``platform.processor()``."""
+    try:
+        match = re.search(r'^model name\s*:\s*(.+)$', Path('/proc/cpuinfo').read_text(), re.M)
+    except OSError:
+        match = None
+    return match.group(1).strip() if match else platform.processor() or 'unknown'
+
+
+def environment(step_threads: Dict[str, int]) -> Dict[str, object]:
+    """What changes the float sums between machines: each step's thread count, and this
+    process's torch (version, intra-op threads, ATen parallel backend, BLAS) and CPU."""
+    backend = re.search(r'ATen parallel backend: (.+)', torch.__config__.parallel_info())
+    blas = re.search(r'BLAS_INFO=(\w+)', torch.__config__.show())
+    return {'step_threads': dict(step_threads), 'torch': torch.__version__,
+            'torch_threads': torch.get_num_threads(),
+            'parallel_backend': backend.group(1).strip() if backend else 'unknown',
+            'blas': blas.group(1) if blas else 'unknown', 'cpu': cpu_model(),
+            'cpu_count': os.cpu_count()}
+
+
+def environment_text(env: Dict[str, object]) -> str:
+    steps = ', '.join(f'{step} {n}' for step, n in env['step_threads'].items()) or 'not given'
+    return (f"Run environment (float sums depend on it): threads per step: {steps}; "
+            f"torch {env['torch']} ({env['torch_threads']} intra-op threads here, "
+            f"{env['parallel_backend']} backend, BLAS {env['blas']}); "
+            f"CPU {env['cpu']}, {env['cpu_count']} cores.")
+
+
+def step_thread_count(text: str) -> Tuple[str, int]:
+    """``STEP=N`` of ``--threads`` as ``(STEP, N)``."""
+    step, _, count = text.partition('=')
+    if not step or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r}: give STEP=N, N a positive thread count, '
+                                         'e.g. seg/vapt=2.')
+    return step, int(count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('demo_dir', type=Path, help='the demo output folder (work_dirs/demo)')
+    parser.add_argument('--threads', nargs='+', type=step_thread_count, default=[],
+                        metavar='STEP=N', help='the threads (OMP_NUM_THREADS) each step ran with')
     args = parser.parse_args()
-    text = table(seg_rows(args.demo_dir) + retrieval_rows(args.demo_dir))
+    rows = seg_rows(args.demo_dir) + retrieval_rows(args.demo_dir)
+    env = environment(dict(args.threads))
+    text = table(rows) + '\n\n' + environment_text(env)
     (args.demo_dir / 'summary.md').write_text(text + '\n')
+    (args.demo_dir / 'summary.json').write_text(json.dumps(
+        {'rows': rows, 'environment': env}, indent=1) + '\n')
     print(text)
 
 

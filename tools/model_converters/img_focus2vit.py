@@ -19,7 +19,7 @@ import argparse
 
 from pathlib import Path
 
-from vapt_mm.pretrain.dinov2_onnx import converted_dinov2, converted_state, save_weights
+from vapt_mm.weights.dinov2_onnx import converted_dinov2, converted_state, save_weights
 
 
 def main() -> None:

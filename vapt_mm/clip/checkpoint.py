@@ -5,7 +5,8 @@ import json
 import os
 import pickle
 import random
-from typing import Any, Dict, List, Optional
+import zipfile
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -56,6 +57,26 @@ def save_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         raise
 
 
+class IncompleteCheckpointError(RuntimeError):
+    """A checkpoint file torch cannot read: truncated, partly copied or empty."""
+
+
+def check_param_groups(optimizer: torch.optim.Optimizer, saved: Dict[str, Any],
+                       path: str) -> None:
+    """Refuse a checkpoint whose optimiser groups (sizes, lr multipliers) differ from
+    ``optimizer``'s: torch would fail on other sizes and silently keep the checkpoint's
+    multipliers, dropping a changed ``--generator-lr-mult``."""
+    def groups(param_groups) -> List[Tuple[int, float]]:
+        return [(len(g['params']), g.get('lr_mult', 1.0)) for g in param_groups]
+
+    then, now = groups(saved['param_groups']), groups(optimizer.param_groups)
+    if then != now:
+        raise ValueError(f'checkpoint {path} was trained with other optimiser groups '
+                         f'(parameters and lr multiplier per group: {then}; now {now}). Resume '
+                         'with the --generator-lr-mult it was trained with, or train into a '
+                         'new --output.')
+
+
 def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scaler: Optional[torch.amp.GradScaler]) -> Dict[str, Any]:
     """Restore weights, optimizer and scaler from ``path`` (``weights_only=True``).
@@ -64,14 +85,22 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
     the model's. Returns the checkpoint (for ``step`` and ``rng``).
     """
     try:
+        with zipfile.ZipFile(path):  # torch writes the zip directory last
+            pass
+    except (OSError, zipfile.BadZipFile) as error:
+        raise IncompleteCheckpointError(
+            f'cannot read {path} (truncated or partly copied: the zip directory torch '
+            'writes last is missing); it is not a complete checkpoint, resume from another '
+            'one.') from error
+    try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
         raise RuntimeError(f'refused to load {path}: it holds objects outside the weights-only '
                            f'allow-list (loading it could run code); resume from a checkpoint of '
                            f'train_retrieval.py. {error}') from error
-    except Exception as error:  # a truncated file: RuntimeError, OSError or EOFError
-        raise RuntimeError(f'cannot read {path} ({error}); it is not a complete checkpoint, '
-                           'resume from another one.') from error
+    except Exception as error:  # a damaged member: RuntimeError, OSError or EOFError
+        raise IncompleteCheckpointError(f'cannot read {path} ({error}); it is not a complete '
+                                        'checkpoint, resume from another one.') from error
     params = trainable_state_dict(model)
     saved = state['trainable']
     problems = [f'missing {sorted(set(params) - set(saved))}'] if set(params) - set(saved) else []
@@ -83,6 +112,7 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
         raise ValueError(f'checkpoint {path} does not fit the model (other prompt options or '
                          f'trainable extras?): ' + '; '.join(problems) + '. Resume with the '
                          'options it was trained with, or train into a new --output.')
+    check_param_groups(optimizer, state['optimizer'], path)
     with torch.no_grad():
         for name, tensor in saved.items():
             params[name].copy_(tensor)

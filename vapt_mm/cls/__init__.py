@@ -1,5 +1,5 @@
 """mmpretrain integration: the VAPT classification backbone, its weights and runtime hooks."""
-from . import registry  # noqa: F401  (the seg runtime hooks in mmpretrain's registries)
+from . import datasets, registry  # noqa: F401  (VTAB1k, FGVCJson; seg hooks in mmpretrain's)
 from .backbone import PlainViT, VAPTClsBackbone
 from .checks import ClsLabelCheckHook
 from .mmpretrain_vit import MMPretrainViT

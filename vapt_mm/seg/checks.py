@@ -87,8 +87,24 @@ class InvalidLossHook(Hook):
             'the data of this iteration, then continue with --resume.')
 
 
+class BatchCheckHook(Hook):
+    """Runs ``_check(runner, data_batch)`` before every training, validation and test batch."""
+
+    def _check(self, runner, data_batch: Optional[dict]) -> None:
+        raise NotImplementedError
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        self._check(runner, data_batch)
+
+    def before_val_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        self._check(runner, data_batch)
+
+    def before_test_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        self._check(runner, data_batch)
+
+
 @HOOKS.register_module()
-class SegLabelCheckHook(Hook):
+class SegLabelCheckHook(BatchCheckHook):
     """Checks that every ground-truth label is a class index or the ignore index.
 
     mmseg would otherwise fail deep in the loss (training) or silently leave
@@ -116,15 +132,6 @@ class SegLabelCheckHook(Hook):
                     f'{values} outside the classes 0..{num_classes - 1} (ignore index '
                     f'{ignore}; labels as loaded, after reduce_zero_label); fix the annotation, '
                     'or make num_classes / reduce_zero_label in the config match the data.')
-
-    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)
-
-    def before_val_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)
-
-    def before_test_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        self._check(runner, data_batch)
 
 
 @TRANSFORMS.register_module()

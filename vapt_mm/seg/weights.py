@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from collections import OrderedDict
 from typing import Any, Dict, Mapping
 
 import torch
@@ -12,6 +10,7 @@ import torch
 from ..weights import ViTWeights
 from ..weights import read_checkpoint as read_weights_file
 from ..weights.formats import OPEN_CLIP
+from ..weights.mmseg_keys import fold_layer_scale, timm_to_mmseg_vit
 from .safe_pickle import allow_mmengine_checkpoints
 
 
@@ -56,35 +55,6 @@ def mmseg_vit_weights(weights: ViTWeights, path: str) -> ViTWeights:
                          "into the timm ViT: vit=dict(type='timm', model_name=..., "
                          'class_token=..., no_embed_class=...) as the file was trained.')
     head = [k for k in state if k.startswith('head')]
-    if any(re.search(r'\.ls[12]\.gamma$', k) for k in state):
-        from ..pretrain.dinov2_onnx import fold_layer_scale  # imports onnx: only when needed
-        state = fold_layer_scale(state)
-    return dataclasses.replace(weights, state=timm_to_mmseg_vit(state), layout='mmseg',
+    return dataclasses.replace(weights, state=timm_to_mmseg_vit(fold_layer_scale(state)),
+                               layout='mmseg',
                                ignored=weights.ignored + tuple(head))
-
-
-def timm_to_mmseg_vit(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """timm ViT keys -> mmseg ``VisionTransformer`` keys (mmseg's vit2mmseg.py)."""
-    converted = OrderedDict()
-    for key, value in state_dict.items():
-        if key.startswith('head'):
-            continue
-        new = key
-        if key.startswith('norm.'):
-            new = key.replace('norm.', 'ln1.')
-        elif key.startswith('patch_embed') and 'proj' in key:
-            new = key.replace('proj', 'projection')
-        elif key.startswith('blocks'):
-            if 'norm' in key:
-                new = key.replace('norm', 'ln')
-            elif 'mlp.fc1' in key:
-                new = key.replace('mlp.fc1', 'ffn.layers.0.0')
-            elif 'mlp.fc2' in key:
-                new = key.replace('mlp.fc2', 'ffn.layers.1')
-            elif 'attn.qkv' in key:
-                new = key.replace('attn.qkv.', 'attn.attn.in_proj_')
-            elif 'attn.proj' in key:
-                new = key.replace('attn.proj', 'attn.attn.out_proj')
-            new = new.replace('blocks.', 'layers.')
-        converted[new] = value
-    return converted

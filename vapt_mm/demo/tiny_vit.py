@@ -1,4 +1,4 @@
-"""A tiny timm ViT pretrained on the generated source task of ``scenes``, cached by recipe.
+"""A tiny timm ViT pretrained on the generated source task of ``tiny_vit_scenes``, cached by recipe.
 
 The ViT learns dense targets: a linear head on every *patch token* (after the
 final norm) predicts the patch's shape and texture-family histograms, so the
@@ -9,7 +9,7 @@ are what gets trained. Written files (in the cache folder):
 * ``geometry.json``: ViT arguments, input normalisation and training log.
 
 mmseg's own ``VisionTransformer`` wants mmseg keys:
-``vapt_mm.seg.weights.timm_to_mmseg_vit`` converts them.
+``vapt_mm.weights.mmseg_keys.timm_to_mmseg_vit`` converts them.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from safetensors.torch import save_file
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from . import scenes
-from .cache import cached_artifact
+from . import tiny_vit_scenes as scenes
+from ..weights.cache import cached_artifact
 
 #: ImageNet mean/std in RGB, as mmseg's ADE20K data preprocessor normalises.
 MEAN = (123.675, 116.28, 103.53)
@@ -116,7 +116,7 @@ def pretrain(recipe: dict, out_dir: Path, log_every: int = 100) -> dict:
     state = {k: v.contiguous() for k, v in model.vit.state_dict().items()}
     save_file(state, str(out_dir / 'vit.safetensors'))
     info = dict(timm=geometry(recipe), mean=MEAN, std=STD, bgr_to_rgb=True,
-                source_task='vapt_mm.pretrain.scenes: dense shape + texture-family histograms',
+                source_task='vapt_mm.demo.tiny_vit_scenes: dense shape + texture-family histograms',
                 log=log, train_seconds=round(time.time() - start, 1), torch=torch.__version__,
                 timm_version=timm.__version__)
     (out_dir / 'geometry.json').write_text(json.dumps(info, indent=2))

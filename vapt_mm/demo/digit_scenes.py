@@ -1,7 +1,7 @@
 """Real MNIST digits composited on crops of real photos: segmentation and retrieval scenes.
 
 A scene is a random square crop of one photo's split region
-(:func:`~vapt_mm.data.real_sources.photo_region`), resized to ``size`` x
+(:func:`~vapt_mm.demo.real_sources.photo_region`), resized to ``size`` x
 ``size``, with digits pasted as coloured strokes: the digit's intensity / 255
 is the alpha of one colour, the candidate farthest from the photo under the
 stroke (bright random colours, white and black).

@@ -1,4 +1,4 @@
-"""The steps of benchmarks/device_check.sh: one GPU check of vapt_mm, one JSON summary.
+"""The steps of tools/gpu_check/device_check.sh: one GPU check of vapt_mm, one JSON summary.
 
 On the GPU machine the carried wheels are installed into a target folder, then mmcv is
 built with CUDA ops for Hopper in the background (on cores 4-15 while it compiles) while
@@ -13,7 +13,7 @@ transport). Every step has a time limit; one that would start after the budget i
 and the JSON says so, as it says what ``--dry-run`` (the same steps on the CPU at tiny
 sizes) skipped for want of CUDA.
 
-    python benchmarks/device_check.py --out FILE [--dry-run] [--budget 470]
+    python tools/gpu_check/device_check.py --out FILE [--dry-run] [--budget 470]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WHEELS = os.path.join(ROOT, '.device_wheels')
 METHODS = ['head-only', 'vpt-deep', 'vapt', 'full', 'vapt-by-operator']
 DEFAULT_BUDGET = 470.0

@@ -1,6 +1,6 @@
 """How large the prompts grow while they train, beside the patch tokens they join.
 
-    python benchmarks/prompt_norm_table.py work_dirs/study_dinov2_seg_full
+    python studies/prompt_norm_table.py work_dirs/study_dinov2_seg_full
 
 Reads ``runs/*/prompt_norms.jsonl`` (``PromptNormHook``, which
 ``sample_efficiency_seg.py --backbone dinov2`` adds to every prompted run) and

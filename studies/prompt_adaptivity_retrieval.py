@@ -1,7 +1,7 @@
 """The retrieval twin of ``prompt_adaptivity.py``: does a VAPT-tuned CLIP use its
 input-dependent prompts?
 
-    python benchmarks/prompt_adaptivity_retrieval.py --model vapt-tiny-clip-pt \
+    python studies/prompt_adaptivity_retrieval.py --model vapt-tiny-clip-pt \
         --pretrained CKPT --model-config JSON --data captions.json --split test \
         RUN/vapt.safetensors [RUN2/vapt.safetensors ...]
 

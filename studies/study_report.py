@@ -1,7 +1,7 @@
 """Summarise a sample-efficiency study: a Markdown table, a plot and the raw rows, and the
 paired differences of VAPT against every other method (same fraction and seed).
 
-    python benchmarks/study_report.py OUT --metric 'val mIoU (%)' --title '...'
+    python studies/study_report.py OUT --metric 'val mIoU (%)' --title '...'
 
 re-writes the report of every finished run under ``OUT/runs`` (``*/result.json``, or
 ``*-test.row.json`` of the retrieval study), e.g. after several processes shared ``OUT``.

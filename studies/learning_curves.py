@@ -1,0 +1,162 @@
+"""Learning curves of study runs and the two gates a regime must pass to carry a verdict.
+
+A study row may hold ``curve``: ``[[step, metric], ...]``, the validation metric recorded at
+10 or more points of the run's schedule (mmengine's ``vis_data/scalars.json``). A regime
+(one data fraction of one study) carries a verdict only if
+
+* **converged**: for every method, the mean curve over seeds moves by less than the spread
+  between seeds (max - min of the final metric) over the last 20% of the steps, and
+* **reference**: at the largest data fraction, full fine-tuning reaches at least the linear
+  probe (head-only).
+
+A regime that fails a gate is reported as such, never as a verdict.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
+
+Curve = List[Tuple[int, float]]
+#: Share of the schedule whose movement the convergence gate measures.
+TAIL = 0.2
+
+
+def read_curve(work_dir: Path, key: str) -> Curve:
+    """``[(step, value)]`` of scalar ``key`` in the newest mmengine log under ``work_dir``
+    (``<timestamp>/vis_data/scalars.json``); empty if the run logged none."""
+    logs = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
+    if not logs:
+        raise FileNotFoundError(f'no mmengine scalars log under {work_dir}; was the run trained '
+                                'with a LocalVisBackend?')
+    curve = []
+    for line in logs[-1].read_text().splitlines():
+        record = json.loads(line)
+        if key in record:
+            curve.append((int(record['step']), float(record[key])))
+    return curve
+
+
+def value_at(curve: Curve, step: float) -> float:
+    """The metric of the first recorded point at or after ``step`` (the last if none)."""
+    for at, value in curve:
+        if at >= step:
+            return value
+    return curve[-1][1]
+
+
+def convergence(rows: Sequence[dict]) -> List[dict]:
+    """Per method and fraction: the mean curve's movement over the last ``TAIL`` of the
+    steps, the seeds' spread of the final metric, and whether movement < spread."""
+    groups: Dict[Tuple[str, float], List[dict]] = defaultdict(list)
+    for row in rows:
+        if row.get('curve'):
+            groups[(row['method'], float(row['fraction']))].append(row)
+    result = []
+    for (method, fraction), group in groups.items():
+        last = max(row['curve'][-1][0] for row in group)
+        start = (1.0 - TAIL) * last
+        moves = [row['curve'][-1][1] - value_at(row['curve'], start) for row in group]
+        finals = [row['curve'][-1][1] for row in group]
+        movement = abs(statistics.fmean(moves))
+        spread = max(finals) - min(finals)
+        result.append({'method': method, 'fraction': fraction, 'seeds': len(group),
+                       'points': min(len(row['curve']) for row in group),
+                       'movement': movement, 'spread': spread,
+                       'passed': len(group) > 1 and movement < spread})
+    return result
+
+
+def reference_gate(rows: Sequence[dict], full: str = 'full-ft',
+                   probe: str = 'head-only') -> dict:
+    """Whether ``full`` reaches ``probe`` (mean over seeds) at the largest data fraction."""
+    fractions = [float(r['fraction']) for r in rows if r['method'] in (full, probe)]
+    if not fractions:
+        return {'fraction': None, 'full': None, 'probe': None, 'passed': False,
+                'why': f'no {full} or {probe} runs'}
+    largest = max(fractions)
+
+    def mean(method: str) -> Optional[float]:
+        values = [float(r['metric']) for r in rows
+                  if r['method'] == method and float(r['fraction']) == largest]
+        return statistics.fmean(values) if values else None
+
+    full_mean, probe_mean = mean(full), mean(probe)
+    if full_mean is None or probe_mean is None:
+        missing = full if full_mean is None else probe
+        return {'fraction': largest, 'full': full_mean, 'probe': probe_mean, 'passed': False,
+                'why': f'no {missing} run at the largest fraction'}
+    passed = full_mean >= probe_mean
+    return {'fraction': largest, 'full': full_mean, 'probe': probe_mean, 'passed': passed,
+            'why': '' if passed else f'{full} {full_mean:.2f} < {probe} {probe_mean:.2f}'}
+
+
+def format_gates(rows: Sequence[dict], metric: str) -> str:
+    """Markdown: the convergence gate per method and fraction, the reference gate, and the
+    regimes (fractions) that may carry a verdict."""
+    conv = convergence(rows)
+    ref = reference_gate(rows)
+    lines = [f'| method | data fraction | seeds | curve points | {metric} moved in the last '
+             f'{TAIL:.0%} | seed spread | flattened |', '|---|---:|---:|---:|---:|---:|---|']
+    for c in conv:
+        lines.append(f"| {c['method']} | {c['fraction']:g} | {c['seeds']} | {c['points']} | "
+                     f"{c['movement']:.2f} | {c['spread']:.2f} | "
+                     f"{'yes' if c['passed'] else 'NO'} |")
+    if ref['fraction'] is None:
+        lines.append(f"\nReference gate: not measured ({ref['why']}).")
+    else:
+        verdict = 'passed' if ref['passed'] else f"FAILED ({ref['why']})"
+        full = '—' if ref['full'] is None else f"{ref['full']:.2f}"
+        probe = '—' if ref['probe'] is None else f"{ref['probe']:.2f}"
+        lines.append(f"\nReference gate at fraction {ref['fraction']:g}: full-ft {full} vs "
+                     f"head-only {probe}: {verdict}.")
+    for fraction in sorted({c['fraction'] for c in conv}):
+        failed = [c['method'] for c in conv if c['fraction'] == fraction and not c['passed']]
+        ok = not failed and ref['passed']
+        why = []
+        if failed:
+            why.append('not flattened: ' + ', '.join(failed))
+        if not ref['passed']:
+            why.append('reference gate failed')
+        lines.append(f"- fraction {fraction:g}: "
+                     + ('carries a verdict' if ok else 'NO verdict (' + '; '.join(why) + ')'))
+    return '\n'.join(lines)
+
+
+def plot_curves(rows: Sequence[dict], path: str, metric: str, title: str) -> None:
+    """Metric against step, one panel per fraction, a line per method (mean over seeds)
+    with the seeds' min-max band."""
+    fractions = sorted({float(r['fraction']) for r in rows if r.get('curve')})
+    if not fractions:
+        return
+    fig, axes = plt.subplots(1, len(fractions), figsize=(5 * len(fractions), 4), dpi=110,
+                             squeeze=False)
+    for ax, fraction in zip(axes[0], fractions):
+        for method in dict.fromkeys(r['method'] for r in rows):
+            curves = [r['curve'] for r in rows if r['method'] == method
+                      and float(r['fraction']) == fraction and r.get('curve')]
+            if not curves:
+                continue
+            steps = [s for s, _ in curves[0]]
+            values = [[value_at(c, s) for s in steps] for c in curves]
+            mean = [statistics.fmean(v) for v in zip(*values)]
+            line, = ax.plot(steps, mean, marker='.', label=method)
+            ax.fill_between(steps, [min(v) for v in zip(*values)],
+                            [max(v) for v in zip(*values)], color=line.get_color(), alpha=0.15)
+        ax.set_title(f'fraction {fraction:g}', fontsize=9)
+        ax.set_xlabel('training step')
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(textwrap.fill(title, 90), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
