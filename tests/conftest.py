@@ -18,6 +18,21 @@ from vapt_mm.models.timm_vit import TimmViT  # noqa: E402
 
 torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
+#: Test files of a minute or more (subprocesses, real weights), slowest first. Collected
+#: first, so that pytest-xdist (``--no-loadscope-reorder`` in setup.cfg) hands them out
+#: first and its workers finish together instead of one waiting on the last slow file.
+SLOW_FILES = ('test_cluster_faults_seg.py', 'test_cluster_faults_retrieval.py',
+              'test_seg_tools.py', 'test_real_backbone.py', 'test_train_retrieval_shards.py',
+              'test_retrieval_train.py', 'test_device_check.py', 'test_study_seg.py',
+              'test_real_backbone_cls.py', 'test_reliability_seg.py', 'test_study_retrieval.py',
+              'test_visualize_prompts.py', 'test_cls_protocol.py')
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The files of ``SLOW_FILES`` first, in its order; the rest as collected."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 def tiny_timm_vit(depth: int = 3, dim: int = 32, img_size: int = 32, patch: int = 8,
                   reg_tokens: int = 0) -> torch.nn.Module:

@@ -11,3 +11,9 @@ def test_flake8_is_clean():
                              'benchmarks', 'studies', 'configs'], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_slow_files_scheduled_first_exist():
+    from conftest import SLOW_FILES
+    tests = Path(__file__).resolve().parent
+    assert [name for name in SLOW_FILES if not (tests / name).is_file()] == []

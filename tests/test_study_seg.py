@@ -14,6 +14,7 @@ from vapt_mm.core.prompts import LayerPrompts
 
 sys.path.insert(0, str(ROOT / 'studies'))
 from prompt_adaptivity import GeneratedPromptStats  # noqa: E402
+import sample_efficiency_seg  # noqa: E402
 
 
 def run_benchmark(tmp_path, script, *args):
@@ -102,11 +103,13 @@ def test_generated_prompt_stats_mean_share_and_replacement():
     torch.testing.assert_close(replaced, outputs.mean(0).float().expand(4, -1, -1))
 
 
-def test_study_refuses_a_malformed_lr(tmp_path):
-    result = run_benchmark(tmp_path, 'sample_efficiency_seg.py', '--lr', 'vapt=fast')
-    assert result.returncode == 2 and "--lr 'vapt=fast': write METHOD=LR" in result.stderr
-    result = run_benchmark(tmp_path, 'sample_efficiency_seg.py', '--lr', 'vtp=0.1')
-    assert result.returncode == 2 and "unknown method 'vtp'" in result.stderr
+def test_study_refuses_a_malformed_lr(monkeypatch, capsys):
+    for lr, message in (('vapt=fast', "--lr 'vapt=fast': write METHOD=LR"),
+                        ('vtp=0.1', "unknown method 'vtp'")):
+        monkeypatch.setattr(sys, 'argv', ['sample_efficiency_seg.py', '--lr', lr])
+        with pytest.raises(SystemExit) as stopped:
+            sample_efficiency_seg.main()
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_lr_selection_uses_its_own_draw_and_reports_each_methods_best(tmp_path):
