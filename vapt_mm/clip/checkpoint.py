@@ -5,13 +5,13 @@ import json
 import os
 import pickle
 import random
-import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from vapt_mm.core import trainable_state_dict
+from vapt_mm.weights.files import is_complete
 
 
 def rng_state() -> Dict[str, Any]:
@@ -84,14 +84,11 @@ def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimize
     Refuses a checkpoint whose trainable tensors differ in name or shape from
     the model's. Returns the checkpoint (for ``step`` and ``rng``).
     """
-    try:
-        with zipfile.ZipFile(path):  # torch writes the zip directory last
-            pass
-    except (OSError, zipfile.BadZipFile) as error:
+    if not is_complete(path):
         raise IncompleteCheckpointError(
             f'cannot read {path} (truncated or partly copied: the zip directory torch '
             'writes last is missing); it is not a complete checkpoint, resume from another '
-            'one.') from error
+            'one.')
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
@@ -31,10 +31,10 @@ def default_classes(num_classes: int) -> Tuple[str, ...]:
     return tuple(str(index) for index in range(num_classes))
 
 
-def check_image(image: str, where: str, layout: str) -> None:
-    """Stop with ``where`` (file and line) and the ``layout`` if ``image`` is missing."""
-    if not osp.isfile(image):
-        raise FileNotFoundError(f'{where}: image {image} not found; {layout}')
+def missing_image(image: str, where: str, layout: str) -> FileNotFoundError:
+    """The error for a listed ``image`` that is not there: ``where`` (file and line), the
+    ``layout``."""
+    return FileNotFoundError(f'{where}: image {image} not found; {layout}')
 
 
 @DATASETS.register_module()
@@ -87,7 +87,9 @@ class VTAB1k(BaseDataset):
                     raise ValueError(f'{where}: label {label} is outside [0, {self.num_classes})'
                                      f' ({self.num_classes} classes, num_classes); fix the label '
                                      "or set num_classes to the task's number of classes.")
-                check_image(image, where, 'the paths are relative to the task folder (data_root).')
+                if not osp.isfile(image):
+                    raise missing_image(image, where,
+                                        'the paths are relative to the task folder (data_root).')
                 samples.append(dict(img_path=image, gt_label=label))
         if not samples:
             raise ValueError(f'{self.ann_file} lists no images; a VTAB-1k list file has one '
@@ -95,19 +97,21 @@ class VTAB1k(BaseDataset):
         return samples
 
 
-def _line_of(text: str, key: str) -> Optional[int]:
-    """The 1-based line of ``text`` where the JSON key ``key`` appears (``None``: not found)."""
+def line_of(path: str, text: str, key: str) -> str:
+    """``'path, line N'``: where the JSON key ``key`` appears in ``text``, the content of
+    ``path`` (``line ?`` if not found). Found by a scan, so only for an error message."""
     for quoted in (json.dumps(key, ensure_ascii=False), json.dumps(key)):
         position = text.find(quoted + ':')
         if position < 0:
             position = text.find(quoted)
         if position >= 0:
-            return text.count('\n', 0, position) + 1
-    return None
+            line = text.count('\n', 0, position) + 1
+            return f'{path}, line {line}'
+    return f'{path}, line ?'
 
 
-def read_split_json(path: str) -> Tuple[List[Tuple[str, int, str]], str]:
-    """The ``(image, raw label, 'file, line N')`` entries of a VPT JSON split, and its text."""
+def read_split_json(path: str) -> Tuple[Dict[str, int], str]:
+    """The image -> raw label mapping of a VPT JSON split, and the file's text."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'FGVC split file {path} not found. VPT\'s FGVC layout: a folder per data set with '
@@ -123,14 +127,11 @@ def read_split_json(path: str) -> Tuple[List[Tuple[str, int, str]], str]:
     if not isinstance(mapping, dict) or not mapping:
         raise ValueError(f'{path}, line 1: expected a non-empty JSON object mapping image paths '
                          'to integer labels (VPT\'s train.json / val.json / test.json).')
-    entries = []
     for image, label in mapping.items():
-        line = _line_of(text, image)
-        where = f'{path}, line {line if line is not None else "?"}'
         if isinstance(label, bool) or not isinstance(label, int):
-            raise ValueError(f'{where}: the label of {image!r} is {label!r}, not an integer.')
-        entries.append((image, label, where))
-    return entries, text
+            raise ValueError(f'{line_of(path, text, image)}: the label of {image!r} is '
+                             f'{label!r}, not an integer.')
+    return mapping, text
 
 
 @DATASETS.register_module()
@@ -167,25 +168,28 @@ class FGVCJson(BaseDataset):
 
     def load_data_list(self) -> List[dict]:
         """One ``dict(img_path, gt_label)`` per entry of the split's JSON file."""
-        entries, _ = read_split_json(self.ann_file)
-        labels = {label for _, label, _ in entries}
+        entries, text = read_split_json(self.ann_file)
+        labels = set(entries.values())
         folder = osp.dirname(self.ann_file)
         for other in FGVC_SPLITS:
             path = osp.join(folder, f'{other}.json')
             if path != self.ann_file and osp.isfile(path):
-                labels.update(label for _, label, _ in read_split_json(path)[0])
+                labels.update(read_split_json(path)[0].values())
         index = {label: rank for rank, label in enumerate(sorted(labels))}
         samples = []
-        for image, label, where in entries:
+        for image, label in entries.items():
             if index[label] >= self.num_classes:
                 raise ValueError(
-                    f'{where}: label {label} is outside the {self.num_classes} classes of '
-                    f'num_classes: the split files hold {len(labels)} distinct labels (mapped '
-                    f'in sorted order to 0..{len(labels) - 1}, as VPT does); set num_classes '
-                    f'to {len(labels)} or fix the labels.')
+                    f'{line_of(self.ann_file, text, image)}: label {label} is outside the '
+                    f'{self.num_classes} classes of num_classes: the split files hold '
+                    f'{len(labels)} distinct labels (mapped in sorted order to '
+                    f'0..{len(labels) - 1}, as VPT does); set num_classes to {len(labels)} or '
+                    'fix the labels.')
             path = osp.join(self.img_prefix, image)
-            check_image(path, where, 'the paths are relative to data_root/image_root '
-                        f'(image_root={self.image_root!r}); VPT keeps the images of each data '
-                        f'set in {FGVC_IMAGE_ROOTS}.')
+            if not osp.isfile(path):
+                raise missing_image(
+                    path, line_of(self.ann_file, text, image), 'the paths are relative to '
+                    f'data_root/image_root (image_root={self.image_root!r}); VPT keeps the '
+                    f'images of each data set in {FGVC_IMAGE_ROOTS}.')
             samples.append(dict(img_path=path, gt_label=index[label]))
         return samples

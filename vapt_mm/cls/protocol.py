@@ -33,6 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config
 
+from ..cluster import EXIT_PREEMPTED
+
 #: ``tools/train.py`` of this repository, the default run command.
 TRAIN_TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'train.py'
 #: The record a run keeps in its folder.
@@ -47,8 +49,6 @@ METHOD_GRIDS = {'vapt': 'prompt', 'vpt-deep': 'prompt', 'head-only': 'linear',
 #: The official weight decays, and the official final seeds.
 WEIGHT_DECAYS = (0.01, 0.001, 0.0001, 0.0)
 SEEDS = (42, 44, 82, 100, 800)
-#: Exit code of ``tools/train.py`` after a stop signal (a checkpoint is written).
-EXIT_STOPPED = 75
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def execute_run(root: Path, run: Run, launcher: Sequence[str], metric_key: str,
     (run.work_dir / RECORD).write_text(json.dumps({'settings': settings, 'metric': None}))
     start = time.time()
     code = execute(command)
-    if code == EXIT_STOPPED:
+    if code == EXIT_PREEMPTED:  # tools/train.py after a stop signal, a checkpoint written
         raise RunFailed(f'{run.work_dir}: stopped by a signal after writing a checkpoint (exit '
                         f'{code}); run the protocol again to resume it.')
     if code != 0:

@@ -5,7 +5,6 @@ import glob
 import os
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Union
 
@@ -18,6 +17,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import find_latest_checkpoint
 from mmseg.registry import HOOKS
 from torch import nn
+
+from ..weights.files import is_complete
 
 #: Key in ``checkpoint['meta']`` marking a checkpoint without frozen weights.
 TRAINABLE_ONLY = 'vapt_trainable_only'
@@ -135,16 +136,6 @@ class RNGStateHook(Hook):
             if self._pending['cuda'] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state(self._pending['cuda'])
         self._pending = None
-
-
-def is_complete(path: str) -> bool:
-    """Whether ``path`` is a whole torch checkpoint: its zip directory, written
-    last, reads (a truncated or half-copied file has none)."""
-    try:
-        with zipfile.ZipFile(path):
-            return True
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def numbered_checkpoints(work_dir: str) -> List[str]:

@@ -20,6 +20,16 @@ def is_npz(path: str) -> bool:
     return bool(names) and all(name.endswith('.npy') for name in names)
 
 
+def is_complete(path: str) -> bool:
+    """Whether ``path`` is a whole torch checkpoint: its zip directory, written
+    last, reads (a truncated or half-copied file has none)."""
+    try:
+        with zipfile.ZipFile(path):
+            return True
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def read_checkpoint(path: str) -> Dict[str, Any]:
     """Load a ``.safetensors`` or torch file on the CPU without running pickled code.
 
