@@ -60,15 +60,28 @@ VARIANTS: Dict[str, tuple] = {
 SGD = dict(type='SGD', momentum=0.9, weight_decay=1e-4)
 CLASSES = 10
 METRIC = 'accuracy/top1'
+#: Images per class of the evaluation splits (the same for every run of the study).
+EVAL_PER_CLASS = {'val': 10, 'val_select': 10, 'test': 30}
 
 
 def make_data(root: Path, shots: int, seed: int, size: int) -> None:
-    """The digit classification set with ``shots`` training images per class (draw ``seed``)."""
-    if (root / 'meta.json').is_file():
+    """The digit classification set with ``shots`` training images per class (draw ``seed``)
+    and the study's evaluation sets (:data:`EVAL_PER_CLASS`); a folder of other settings is
+    refused."""
+    per_class = {'train': shots, **EVAL_PER_CLASS}
+    meta = root / 'meta.json'
+    if meta.is_file():
+        settings = json.loads(meta.read_text())['settings']
+        if settings['per_class'] != per_class or settings['size'] != size \
+                or settings['train_seed'] != seed:
+            raise SystemExit(f'{root} holds a digit set of other settings ({settings}); the '
+                             f'study needs size {size}, train seed {seed}, {per_class} per '
+                             'class: use another --out-dir.')
         return
     subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_digits_cls.py'),
-                    '--out', str(root), '--size', str(size), '--per-class-train', str(shots),
-                    '--train-seed', str(seed)], check=True)
+                    '--out', str(root), '--size', str(size), '--train-seed', str(seed)]
+                   + [f"--per-class-{split.replace('_', '-')}={count}"
+                      for split, count in per_class.items()], check=True)
 
 
 def schedule(shots: int, epochs: int) -> Dict[str, int]:
