@@ -55,23 +55,25 @@ def value_at(curve: Curve, step: float) -> float:
 
 def convergence(rows: Sequence[dict]) -> List[dict]:
     """Per method and fraction: the mean curve's movement over the last ``TAIL`` of the
-    steps, the seeds' spread of the final metric, and whether movement < spread."""
+    steps, the seeds' spread of the final metric, and whether movement < spread. A group
+    with a row that recorded no curve (``points`` 0) fails."""
     groups: Dict[Tuple[str, float], List[dict]] = defaultdict(list)
     for row in rows:
-        if row.get('curve'):
-            groups[(row['method'], float(row['fraction']))].append(row)
+        groups[(row['method'], float(row['fraction']))].append(row)
     result = []
     for (method, fraction), group in groups.items():
+        entry = {'method': method, 'fraction': fraction, 'seeds': len(group),
+                 'points': min(len(row.get('curve') or []) for row in group),
+                 'movement': float('nan'), 'spread': float('nan'), 'passed': False}
+        result.append(entry)
+        if not entry['points']:
+            continue
         last = max(row['curve'][-1][0] for row in group)
         start = (1.0 - TAIL) * last
         moves = [row['curve'][-1][1] - value_at(row['curve'], start) for row in group]
         finals = [row['curve'][-1][1] for row in group]
-        movement = abs(statistics.fmean(moves))
-        spread = max(finals) - min(finals)
-        result.append({'method': method, 'fraction': fraction, 'seeds': len(group),
-                       'points': min(len(row['curve']) for row in group),
-                       'movement': movement, 'spread': spread,
-                       'passed': len(group) > 1 and movement < spread})
+        entry.update(movement=abs(statistics.fmean(moves)), spread=max(finals) - min(finals))
+        entry['passed'] = len(group) > 1 and entry['movement'] < entry['spread']
     return result
 
 
@@ -99,29 +101,34 @@ def reference_gate(rows: Sequence[dict], full: str = 'full-ft',
             'why': '' if passed else f'{full} {full_mean:.2f} < {probe} {probe_mean:.2f}'}
 
 
-def format_gates(rows: Sequence[dict], metric: str) -> str:
-    """Markdown: the convergence gate per method and fraction, the reference gate, and the
-    regimes (fractions) that may carry a verdict."""
+def format_gates(rows: Sequence[dict], metric: str, full: str = 'full-ft') -> str:
+    """Markdown: the convergence gate per method and fraction, the reference gate (``full``
+    names full fine-tuning), and the regimes (fractions) that may carry a verdict."""
     conv = convergence(rows)
-    ref = reference_gate(rows)
+    ref = reference_gate(rows, full)
     lines = [f'| method | data fraction | seeds | curve points | {metric} moved in the last '
              f'{TAIL:.0%} | seed spread | flattened |', '|---|---:|---:|---:|---:|---:|---|']
     for c in conv:
+        measured = (f"{c['movement']:.2f} | {c['spread']:.2f}" if c['points']
+                    else 'no curve recorded | —')
         lines.append(f"| {c['method']} | {c['fraction']:g} | {c['seeds']} | {c['points']} | "
-                     f"{c['movement']:.2f} | {c['spread']:.2f} | "
-                     f"{'yes' if c['passed'] else 'NO'} |")
+                     f"{measured} | {'yes' if c['passed'] else 'NO'} |")
     if ref['fraction'] is None:
         lines.append(f"\nReference gate: not measured ({ref['why']}).")
     else:
         verdict = 'passed' if ref['passed'] else f"FAILED ({ref['why']})"
-        full = '—' if ref['full'] is None else f"{ref['full']:.2f}"
+        full_value = '—' if ref['full'] is None else f"{ref['full']:.2f}"
         probe = '—' if ref['probe'] is None else f"{ref['probe']:.2f}"
-        lines.append(f"\nReference gate at fraction {ref['fraction']:g}: full-ft {full} vs "
-                     f"head-only {probe}: {verdict}.")
+        lines.append(f"\nReference gate at fraction {ref['fraction']:g}: {full} {full_value} "
+                     f"vs head-only {probe}: {verdict}.")
     for fraction in sorted({c['fraction'] for c in conv}):
-        failed = [c['method'] for c in conv if c['fraction'] == fraction and not c['passed']]
-        ok = not failed and ref['passed']
+        mine = [c for c in conv if c['fraction'] == fraction]
+        unrecorded = [c['method'] for c in mine if not c['points']]
+        failed = [c['method'] for c in mine if c['points'] and not c['passed']]
+        ok = not failed and not unrecorded and ref['passed']
         why = []
+        if unrecorded:
+            why.append('no curve: ' + ', '.join(unrecorded))
         if failed:
             why.append('not flattened: ' + ', '.join(failed))
         if not ref['passed']:
@@ -160,3 +167,13 @@ def plot_curves(rows: Sequence[dict], path: str, metric: str, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_curves(rows: Sequence[dict], out_dir: Path, metric: str, title: str,
+                 full: str = 'full-ft') -> str:
+    """``curves.png`` and ``gates.md`` of ``rows`` in ``out_dir``; returns the gates."""
+    plot_curves(rows, str(Path(out_dir) / 'curves.png'), metric, f'Learning curves, {title}')
+    gates = format_gates(rows, metric, full)
+    (Path(out_dir) / 'gates.md').write_text(f'## Gates ({title})\n\n{gates}\n')
+    print(gates)
+    return gates

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curves import format_gates, plot_curves, read_curve  # noqa: E402
+from learning_curves import read_curve, write_curves  # noqa: E402
 from study_report import (collect_rows, format_paired_table, paired_differences,  # noqa: E402
                           save_row, saved_row, selection_table, write_report)
 
@@ -56,6 +57,11 @@ VARIANTS: Dict[str, tuple] = {
     'vapt-no-dropout': ('vapt', {PROMPTS + 'prompt_dropout': 0.0,
                                  PROMPTS + 'conv_dropout': 0.0,
                                  PROMPTS + 'projector_dropout': 0.0}),
+    # The control: generators and projector frozen at their initialisation (zero prompts
+    # from block 1 on), so only block 0's static prompts and the head train.
+    'vapt-frozen-generators': ('vapt', {'optim_wrapper.paramwise_cfg.custom_keys': {
+        f'backbone.encoder.prompts.{part}': dict(lr_mult=0.0, decay_mult=0.0)
+        for part in ('generators', 'projectors')}}),
 }
 SGD = dict(type='SGD', momentum=0.9, weight_decay=1e-4)
 CLASSES = 10
@@ -101,17 +107,14 @@ def set_size(cfg, size: int) -> None:
     cfg.model.backbone.img_size = size
 
 
-def run_one(method: str, shots: int, seed: int, epochs: int, data_root: Path,
-            weights: Path, work_dir: Path, lr: Optional[float], optimizer: str, size: int,
-            val_split: str = 'val', test: bool = True) -> dict:
-    """Train one configuration (or reuse its result) and return its study row."""
+def build_config(method: str, shots: int, seed: int, epochs: int, data_root: Path,
+                 weights: Path, work_dir: Path, lr: Optional[float], optimizer: str, size: int,
+                 val_split: str = 'val') -> Config:
+    """The mmengine config of one study run: the method's config (with its variant's
+    options), the data, the schedule of ``epochs`` epochs validating at 10 points, the seed,
+    ``lr`` (the config's if None), the optimiser and the image size."""
     config_method, variant = VARIANTS.get(method, (method, {}))
     sched = schedule(shots, epochs)
-    settings = dict(weights=weights.parent.name, data=data_root.name, epochs=epochs,
-                    optimizer=optimizer, lr=lr, variant=variant, val=val_split, size=size)
-    row = saved_row(work_dir / 'result.json', settings, '--out-dir')
-    if row is not None:
-        return row
     iters, warm_up = sched['iters'], max(1, sched['iters'] // 10)
     options = {'model.backbone.init_cfg.checkpoint': str(weights),
                'train_dataloader.dataset.data_root': str(data_root),
@@ -131,6 +134,21 @@ def run_one(method: str, shots: int, seed: int, epochs: int, data_root: Path,
     set_size(cfg, size)
     if optimizer == 'sgd':
         cfg.optim_wrapper.optimizer = dict(SGD, lr=cfg.optim_wrapper.optimizer.lr)
+    return cfg
+
+
+def run_one(method: str, shots: int, seed: int, epochs: int, data_root: Path,
+            weights: Path, work_dir: Path, lr: Optional[float], optimizer: str, size: int,
+            val_split: str = 'val', test: bool = True) -> dict:
+    """Train one configuration (or reuse its result) and return its study row."""
+    settings = dict(weights=weights.parent.name, data=data_root.name, epochs=epochs,
+                    optimizer=optimizer, lr=lr, variant=VARIANTS.get(method, (method, {}))[1],
+                    val=val_split, size=size)
+    row = saved_row(work_dir / 'result.json', settings, '--out-dir')
+    if row is not None:
+        return row
+    cfg = build_config(method, shots, seed, epochs, data_root, weights, work_dir, lr,
+                       optimizer, size, val_split)
     prepare_runtime(cfg, 'none')
     start = time.time()
     runner = Runner.from_cfg(cfg)
@@ -192,16 +210,8 @@ def write_reports(out_dir: Path) -> None:
     (out_dir / 'paired.md').write_text('## Paired differences (test top-1, same data draw '
                                        'and seed)\n\n' + '\n\n'.join(sections) + '\n')
     print('\n\n'.join(sections))
-    write_curves(rows, out_dir, what)
-
-
-def write_curves(rows: Sequence[dict], out_dir: Path, what: str) -> None:
-    """``curves.png`` and ``gates.md``: validation top-1 against step, and the gates."""
-    plot_curves(rows, str(out_dir / 'curves.png'), 'val top-1 (%)',
-                f'Learning curves (val top-1), {what}; panel = images per class')
-    gates = format_gates(rows, 'val top-1')
-    (out_dir / 'gates.md').write_text(f'## Gates ({what})\n\n{gates}\n')
-    print(gates)
+    write_curves(rows, out_dir, 'val top-1',
+                 f'classification, {what}; fraction = images per class / 10')
 
 
 def lr_grid(methods: Sequence[str], shots: int, grid: Sequence[float], epochs: int,

@@ -68,3 +68,25 @@ def test_a_stop_signal_and_resume_give_the_uninterrupted_run(space):
     assert resumed.keys() == reference.keys()
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
+
+
+def test_a_study_run_records_its_curve_and_is_reused_only_with_its_settings(space, tmp_path):
+    import sys
+    from mmengine.registry import DefaultScope
+    sys.path.insert(0, str(ROOT / 'studies'))
+    import sample_efficiency_cls as study
+
+    weights = next((space / 'cache').glob('*/vit.safetensors'))
+    args = ('vapt-gate', 2, 0, 2, space / 'data', weights, tmp_path / 'run')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # the Runner's scope stays here
+        row = study.run_one(*args, lr=None, optimizer='sgd', size=28)
+    # 2 epochs of 20 scenes at batch 16: 4 steps, validated at each (10 points at most).
+    assert [step for step, _ in row['curve']] == [1, 2, 3, 4]
+    assert row['val_final'] == row['curve'][-1][1]
+    assert 0.0 <= row['metric'] <= 100.0 and row['lr'] == 0.01 and row['optimizer'] == 'sgd'
+    assert json.loads((tmp_path / 'run' / 'result.json').read_text())['settings']['variant'] \
+        == {'model.backbone.prompt_cfg.prompt_gate': 'layer'}
+    again = study.run_one(*args, lr=None, optimizer='sgd', size=28)  # reused, not run
+    assert again == json.loads(json.dumps(row))
+    with pytest.raises(ValueError, match='use another --out-dir'):
+        study.run_one(*args, lr=0.1, optimizer='sgd', size=28)

@@ -78,3 +78,16 @@ def test_plot_curves_writes_a_png(tmp_path):
     rows = rows_of('vapt', 0.5, [30.0, 31.0], 30.0) + rows_of('head-only', 1.0, [40.0], 40.0)
     plot_curves(rows, str(tmp_path / 'curves.png'), 'val top-1', 'title')
     assert (tmp_path / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_a_run_without_a_curve_fails_its_regime_and_the_reference_name_is_a_choice():
+    rows = (rows_of('head-only', 1.0, [40.0, 41.0, 42.0], 41.0)
+            + rows_of('full', 1.0, [50.0, 51.0, 52.0], 51.0)
+            + [dict(method='vapt', fraction=1.0, seed=0, metric=30.0, trainable=1, seconds=1.0)])
+    (vapt,) = [c for c in convergence(rows) if c['method'] == 'vapt']
+    assert vapt['points'] == 0 and not vapt['passed']
+    text = format_gates(rows, 'mean recall', full='full')
+    assert '| vapt | 1 | 1 | 0 | no curve recorded | — | NO |' in text
+    assert 'full 51.00 vs head-only 41.00: passed' in text
+    assert '- fraction 1: NO verdict (no curve: vapt)' in text
+    assert 'no full-ft' in reference_gate(rows)['why']

@@ -24,18 +24,24 @@ def test_study_runs_one_tiny_configuration_and_writes_its_report(tmp_path, tmp_p
            'VAPT_PRETRAIN_CACHE': str(shared_cache(tmp_path_factory))}
     result = subprocess.run(
         [sys.executable, str(ROOT / 'studies' / 'sample_efficiency_retrieval.py'),
-         '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', '--jobs', '1',
-         '--out', str(out)], capture_output=True, text=True, timeout=300, env=env)
+         '--preset', 'smoke', '--pretrain-recipe', 'tiny', '--methods', 'vapt', 'vapt-gate',
+         '--jobs', '1', '--out', str(out)], capture_output=True, text=True, timeout=300,
+        env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / 'plot.png').stat().st_size > 1000
     table = (out / 'table.md').read_text()
     assert '| vapt | 50% |' in table and 'Zero-shot' in table
     rows = json.loads((out / 'rows.json').read_text())
-    assert [r['method'] for r in rows] == ['vapt']
+    assert [r['method'] for r in rows] == ['vapt', 'vapt-gate']
+    assert 0 < rows[1]['trainable'] - rows[0]['trainable'] <= 12  # a gate scalar per layer
     assert all(0 <= r['metric'] <= 100 and r['trainable'] > 0 for r in rows)
+    # The learning curve (validation at each of the 2 steps) and its gates.
+    assert [step for step, _ in rows[0]['curve']] == [1, 2]
+    assert all(0 <= value <= 100 for _, value in rows[0]['curve'])
+    assert '| vapt | 0.5 | 1 | 2 |' in (out / 'gates.md').read_text()
     # The adaptivity ablation re-scores the trained prompts to the study's own test recall.
     (checkpoint, ) = shared_cache(tmp_path_factory).glob('*/vapt-tiny-clip-pt.safetensors')
-    (weights, ) = (out / 'runs').glob('vapt-*/vapt.safetensors')
+    (weights, ) = (out / 'runs').glob('vapt-f*/vapt.safetensors')
     ablation = subprocess.run(
         [sys.executable, str(ROOT / 'studies' / 'prompt_adaptivity_retrieval.py'),
          '--model', checkpoint.stem, '--pretrained', str(checkpoint), '--model-config',

@@ -45,6 +45,12 @@ def test_study_runs_one_configuration(study):
     assert '| vapt | 50% |' in (out / 'table.md').read_text()
     assert (out / 'plot.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '| vapt | 50% |' in result.stdout
+    # The learning curve: validation after each of the 2 iterations (10 points, at most one
+    # per iteration), its gates and plot.
+    assert [step for step, _ in rows[0]['curve']] == [1, 2]
+    assert rows[0]['curve'][-1][1] == pytest.approx(rows[0]['metric'], abs=0.01)
+    assert '| vapt | 0.5 | 1 | 2 |' in (out / 'gates.md').read_text()
+    assert (out / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     config = (out / 'runs' / 'vapt_f0.5_s0_it2' / 'vapt.py').read_text()
     assert "lr=0.0375" in config and "type='AdamW'" in config  # --lr reached the optimizer
     assert "lr=0.0375" not in (out / 'runs' / 'vpt-deep_f0.5_s0_it2' / 'vpt-deep.py').read_text()
