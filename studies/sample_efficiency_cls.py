@@ -13,7 +13,8 @@ lasts ``--epochs`` epochs of its k x 10 images (batch min(16, 10k)), warm-up ove
 10% then cosine; it validates at 10 points of its schedule (the learning curve, ``curve``
 in its row) and is scored on the test split at the end. ``--optimizer sgd`` is the paper's
 SGD (momentum 0.9, weight decay 1e-4) instead of the configs' AdamW. ``--select`` runs an
-lr grid on a separate draw (seed 100 + i) and scores it on ``val_select``; ``--lr-range``
+lr grid on separate draws (seeds 100 and 101) and scores it on ``val_select`` (runs in
+``OUT/lr_selection/runs``, table ``OUT/lr_selection_<optimizer>.md``); ``--lr-range``
 runs the grid on ``--seeds`` and scores it on test (the lr-range control, in its own
 ``--out-dir``: the table keeps one lr per method).
 
@@ -214,6 +215,17 @@ def write_reports(out_dir: Path) -> None:
                  f'classification, {what}; fraction = images per class / 10')
 
 
+def grid_run_dir(out_dir: Path, method: str, shots: int, draw: int, lr: float, epochs: int,
+                 optimizer: str, select: bool) -> Path:
+    """The folder of one lr-grid run: an lr-selection run under ``OUT/lr_selection/runs``
+    (it has no test score and must stay out of the study's table), an lr-range run under
+    ``OUT/runs`` (the lr range has its own ``--out-dir``)."""
+    if select:
+        return (out_dir / 'lr_selection' / 'runs'
+                / f'{method}_k{shots}_d{draw}_ep{epochs}_lr{lr:g}_{optimizer}')
+    return out_dir / 'runs' / f'{method}_k{shots}_s{draw}_ep{epochs}_lr{lr:g}_{optimizer}'
+
+
 def lr_grid(methods: Sequence[str], shots: int, grid: Sequence[float], epochs: int,
             out_dir: Path, optimizer: str, size: int, draws: Sequence[int],
             select: bool) -> None:
@@ -227,8 +239,8 @@ def lr_grid(methods: Sequence[str], shots: int, grid: Sequence[float], epochs: i
         make_data(data_root, shots, draw, size)
         for lr in grid:
             for method in methods:
-                name = f'd{draw}' if select else f's{draw}_ep{epochs}'
-                work_dir = out_dir / 'runs' / f'{method}_k{shots}_{name}_lr{lr:g}_{optimizer}'
+                work_dir = grid_run_dir(out_dir, method, shots, draw, lr, epochs, optimizer,
+                                        select)
                 row = run_one(method, shots, draw, epochs, data_root, weights, work_dir, lr,
                               optimizer, size, val_split='val_select' if select else 'val',
                               test=not select)

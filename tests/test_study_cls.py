@@ -90,3 +90,10 @@ def test_each_variant_changes_what_it_names_and_nothing_else(tmp_path):
     generated = [n for n in lrs if '.generators.' in n or '.projectors.' in n]
     assert generated and all(lrs[n] == 0.0 for n in generated)
     assert all(lrs[n] == plain[n] for n in lrs if n not in generated)
+
+
+def test_lr_selection_runs_stay_out_of_the_studys_table(tmp_path):
+    select = study.grid_run_dir(tmp_path, 'vapt', 5, 100, 1e-3, 40, 'sgd', select=True)
+    assert select == tmp_path / 'lr_selection' / 'runs' / 'vapt_k5_d100_ep40_lr0.001_sgd'
+    assert (study.grid_run_dir(tmp_path, 'vapt', 5, 0, 3e-2, 40, 'adamw', select=False)
+            == tmp_path / 'runs' / 'vapt_k5_s0_ep40_lr0.03_adamw')  # the lr range's own folder
