@@ -146,8 +146,9 @@ def plot_curves(rows: Sequence[dict], path: str, metric: str, title: str) -> Non
         return
     fig, axes = plt.subplots(1, len(fractions), figsize=(5 * len(fractions), 4), dpi=110,
                              squeeze=False)
+    methods = list(dict.fromkeys(r['method'] for r in rows))
     for ax, fraction in zip(axes[0], fractions):
-        for method in dict.fromkeys(r['method'] for r in rows):
+        for index, method in enumerate(methods):  # a method keeps its colour in every panel
             curves = [r['curve'] for r in rows if r['method'] == method
                       and float(r['fraction']) == fraction and r.get('curve')]
             if not curves:
@@ -155,14 +156,16 @@ def plot_curves(rows: Sequence[dict], path: str, metric: str, title: str) -> Non
             steps = [s for s, _ in curves[0]]
             values = [[value_at(c, s) for s in steps] for c in curves]
             mean = [statistics.fmean(v) for v in zip(*values)]
-            line, = ax.plot(steps, mean, marker='.', label=method)
+            color = f'C{index % 10}'
+            ax.plot(steps, mean, marker='.', label=method, color=color,
+                    linestyle='-' if index < 10 else '--')
             ax.fill_between(steps, [min(v) for v in zip(*values)],
-                            [max(v) for v in zip(*values)], color=line.get_color(), alpha=0.15)
+                            [max(v) for v in zip(*values)], color=color, alpha=0.15)
         ax.set_title(f'fraction {fraction:g}', fontsize=9)
         ax.set_xlabel('training step')
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.suptitle(textwrap.fill(title, 90), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)

@@ -203,7 +203,7 @@ def write_reports(out_dir: Path) -> None:
                  'Classification, DINOv2 ViT-S/14 (frozen), real digits on real photos; data '
                  f'fraction = share of 10 images per class; {what}')
     sections = []
-    for method in ('vapt', 'vapt-gate'):
+    for method in ('vapt', 'vapt-gate', 'vpt-deep'):
         pairs = paired_differences(rows, method)
         if pairs:
             sections.append(f'### {method} minus each method\n\n'
