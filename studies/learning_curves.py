@@ -31,18 +31,22 @@ TAIL = 0.2
 
 
 def read_curve(work_dir: Path, key: str) -> Curve:
-    """``[(step, value)]`` of scalar ``key`` in the newest mmengine log under ``work_dir``
-    (``<timestamp>/vis_data/scalars.json``); empty if the run logged none."""
+    """``[(step, value)]`` of scalar ``key`` in the mmengine logs under ``work_dir``
+    (``<timestamp>/vis_data/scalars.json``), oldest first: a resumed run's log continues its
+    earlier ones, and a log replaces the earlier points from its own first step on (a run
+    started anew replaces them all). Empty if the run logged none."""
     logs = sorted(Path(work_dir).glob('*/vis_data/scalars.json'))
     if not logs:
         raise FileNotFoundError(f'no mmengine scalars log under {work_dir}; was the run trained '
                                 'with a LocalVisBackend?')
-    curve = []
-    for line in logs[-1].read_text().splitlines():
-        record = json.loads(line)
-        if key in record:
-            curve.append((int(record['step']), float(record[key])))
-    return curve
+    curve: Dict[int, float] = {}
+    for log in logs:
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        points = [(int(r['step']), float(r[key])) for r in records if key in r]
+        if points:
+            curve = {step: value for step, value in curve.items() if step < points[0][0]}
+            curve.update(points)
+    return sorted(curve.items())
 
 
 def value_at(curve: Curve, step: float) -> float:

@@ -34,7 +34,9 @@ the grids were widened to the same one for head and prompts.)
 
 Each run's row is kept in ``runs/<run>-<split>.row.json`` and reused when the study
 is run again with the same output folder and settings, so an interrupted study
-resumes; another preset in the same folder stops with an error (use ``--out``).
+resumes; another preset in the same folder stops with an error (use ``--out``). An
+unfinished run goes on from its checkpoint (the training tool writes one at every
+validation, and on SIGTERM/SIGUSR1); ``seconds`` adds up its parts.
 
 Data fractions sample *pairs* (5 captions an image) of the target training split
 with a seed; a batch never holds more pairs than the subset (small subsets train
@@ -207,16 +209,26 @@ class Study:
         prompts = [] if method in ('head-only', 'full') else [
             '--prompt', f'num_tokens={self.num_tokens}', *options]
         extra = [] if method == 'full' else ['--train-extra', 'proj']
+        # An unfinished run (stopped by a signal, or killed: the tool checkpoints at every
+        # validation) goes on from its checkpoint; its seconds add up.
+        started = self.out / 'runs' / f'{name}.started.json'
+        spent = (saved_row(started, settings, '--out') or {}).get('seconds', 0.0)
+        resume = ['--resume', 'latest'] if (folder / 'checkpoint.pt').is_file() else []
+        started.parent.mkdir(parents=True, exist_ok=True)
+        save_row(started, {'seconds': spent}, settings)
         tic = time.time()
-        log = run([str(ROOT / 'tools' / 'train_retrieval.py'), *self.model, '--train-data',
-                   str(self.data / 'train.csv'), '--output', str(folder), '--method', tool_method,
-                   *prompts, *extra, '--data-fraction', str(fraction), '--seed', str(seed),
-                   '--batch-size', str(batch), '--epochs', str(epochs), '--lr', str(lr),
-                   '--warmup', '10', '--workers', '0', '--no-augment', '--log-every', '1000',
-                   '--save-every', '1000000', '--val-data', str(self.data / 'captions.json'),
-                   '--val-split', 'val', '--val-every-steps', str(max(1, steps // 10))],
-                  self.threads)
-        seconds = time.time() - tic
+        try:
+            log = run([str(ROOT / 'tools' / 'train_retrieval.py'), *self.model, '--train-data',
+                       str(self.data / 'train.csv'), '--output', str(folder), '--method',
+                       tool_method, *prompts, *extra, '--data-fraction', str(fraction),
+                       '--seed', str(seed), '--batch-size', str(batch), '--epochs', str(epochs),
+                       '--lr', str(lr), '--warmup', '10', '--workers', '0', '--no-augment',
+                       '--log-every', '1000', '--save-every', '1000000', '--val-data',
+                       str(self.data / 'captions.json'), '--val-split', 'val',
+                       '--val-every-steps', str(max(1, steps // 10)), *resume], self.threads)
+        finally:
+            seconds = spent + time.time() - tic
+            save_row(started, {'seconds': seconds}, settings)
         trainable = int(re.search(r'trainable params: ([\d,]+)', log).group(1).replace(',', ''))
         metric = self.evaluate(name, split, folder / 'vapt.safetensors')
         row = {'method': method, 'fraction': fraction, 'seed': seed, 'metric': metric,

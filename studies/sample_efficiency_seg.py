@@ -31,7 +31,10 @@ its row) and the val mIoU after the last iteration is reported (NaN for a run wh
 diverged: ``InvalidLossHook`` stopped it); finished runs are kept
 in ``OUT/runs/*/result.json`` and not trained again (only with the same weights,
 data and options; other settings stop with an error), so an interrupted study
-resumes and several processes may share one ``--out-dir`` (e.g. one per seed).
+resumes and several processes may share one ``--out-dir`` (e.g. one per seed). An
+unfinished run goes on from its checkpoint: one is written at every validation point, and
+SIGTERM or SIGUSR1 stops a run with one (exit 75, ``PreemptionHook``); ``seconds`` adds
+up its parts (``started.json``).
 Writes ``OUT/table.md``, ``OUT/plot.png``, ``OUT/rows.json``, the learning curves and
 their gates ``OUT/curves.png`` and ``OUT/gates.md`` (``studies/learning_curves.py``) and,
 with VAPT and another method, ``OUT/paired.md`` and ``OUT/paired.png``
@@ -65,6 +68,7 @@ from mmengine.config import Config  # noqa: E402
 from vapt_mm.weights.dinov2_onnx import converted_dinov2  # noqa: E402
 from vapt_mm.demo.tiny_vit import pretrained_vit  # noqa: E402
 from vapt_mm.seg.runtime import load_config, prepare_runtime  # noqa: E402
+from vapt_mm.seg.checkpoint import resume_checkpoint  # noqa: E402
 from vapt_mm.weights.mmseg_keys import timm_to_mmseg_vit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +231,10 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     row = saved_row(result_file, settings, '--out-dir')
     if row is not None:
         return row
+    # An unfinished run (stopped by SIGTERM/SIGUSR1: PreemptionHook saved it; killed: its
+    # last validation point's checkpoint) goes on from where it stopped.
+    started_file = work_dir / 'started.json'
+    spent = (saved_row(started_file, settings, '--out-dir') or {}).get('seconds', 0.0)
     options = {**backbone.options(method),
                'model.backbone.init_cfg.checkpoint': str(backbone.checkpoint(method,
                                                                              work_dir.parent)),
@@ -238,7 +246,7 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
                # Warm-up over the first 10% of the iterations, as the config's 30 of 300.
                'param_scheduler.0.end': max(1, iters // 10),
                'param_scheduler.1.begin': max(1, iters // 10), 'param_scheduler.1.end': iters,
-               'default_hooks.checkpoint.interval': iters,
+               'default_hooks.checkpoint.interval': max(1, iters // 10),
                'randomness.seed': seed,
                # mmengine reuses a visualizer of the same name, with its first run's folder.
                'visualizer.name': f'study_{work_dir}', **(extra or {})}
@@ -253,6 +261,10 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     cfg.train_dataloader.dataset = dict(type='RandomSubsetDataset', fraction=fraction,
                                         seed=seed, dataset=cfg.train_dataloader.dataset)
     prepare_runtime(cfg, 'none')
+    cfg.load_from = resume_checkpoint(str(work_dir))
+    cfg.resume = cfg.load_from is not None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    save_row(started_file, dict(seconds=spent), settings)
     start = time.time()
     runner = Runner.from_cfg(cfg)
     try:
@@ -261,7 +273,9 @@ def run_one(method: str, fraction: float, seed: int, iters: int, data_root: Path
     except FloatingPointError as error:  # InvalidLossHook: this lr diverged; keep the row
         print(f'{work_dir.name} diverged: {error}', flush=True)
         metric = float('nan')
-    seconds = time.time() - start
+    finally:  # also when a stop signal ends the run (PreemptionHook: SystemExit 75)
+        seconds = spent + time.time() - start
+        save_row(started_file, dict(seconds=seconds), settings)
     trainable = sum(p.numel() for p in runner.model.parameters() if p.requires_grad)
     row = dict(method=method, fraction=fraction, seed=seed, metric=metric,
                trainable=trainable, seconds=round(seconds, 1),

@@ -60,16 +60,22 @@ def test_the_gates_table_names_each_regime_verdict():
     assert 'full-ft 51.00 vs head-only 41.00: passed' in text
 
 
-def test_read_curve_takes_the_newest_log_and_value_at_steps(tmp_path):
-    for stamp, scale in (('20260101_000000', 1.0), ('20260102_000000', 2.0)):
-        log = tmp_path / stamp / 'vis_data' / 'scalars.json'
-        log.parent.mkdir(parents=True)
-        lines = [{'loss': 1.0, 'step': 5}] + [
-            {'accuracy/top1': scale * step, 'step': step} for step in (10, 20, 30)]
-        log.write_text('\n'.join(json.dumps(line) for line in lines))
+def test_read_curve_joins_a_resumed_runs_logs_and_value_at_steps(tmp_path):
+    def log(stamp, points):
+        path = tmp_path / stamp / 'vis_data' / 'scalars.json'
+        path.parent.mkdir(parents=True)
+        lines = [{'loss': 1.0, 'step': 5}] + [{'accuracy/top1': v, 'step': s} for s, v in points]
+        path.write_text('\n'.join(json.dumps(line) for line in lines))
+
+    log('20260101_000000', [(10, 10.0), (20, 20.0), (30, 30.0)])
+    log('20260102_000000', [(10, 20.0), (20, 40.0), (30, 60.0)])  # started anew: replaces all
     curve = read_curve(tmp_path, 'accuracy/top1')
     assert curve == [(10, 20.0), (20, 40.0), (30, 60.0)]
     assert value_at(curve, 15) == 40.0 and value_at(curve, 99) == 60.0
+    log('20260103_000000', [(30, 61.0), (40, 70.0)])  # resumed after step 20 (or 25)
+    log('20260104_000000', [])  # stopped again before its first validation
+    assert read_curve(tmp_path, 'accuracy/top1') == [(10, 20.0), (20, 40.0), (30, 61.0),
+                                                     (40, 70.0)]
     with pytest.raises(FileNotFoundError, match='no mmengine scalars log'):
         read_curve(tmp_path / 'nothing', 'accuracy/top1')
 

@@ -111,3 +111,37 @@ def test_report_only_tables_the_runs_several_processes_finished(tmp_path):
     table = (tmp_path / 'table.md').read_text()
     assert '| vapt | 100% | 41.00 ± 1.41 | 2 |' in table
     assert 'Zero-shot test mean recall: 38.07' in table
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tmp_path_factory,
+                                                        monkeypatch):
+    """A run whose study process died after its training tool had stopped with a checkpoint
+    (step 2 of 4) goes on from that checkpoint: the first two validations are kept and the
+    last two added. (That a resumed training equals an uninterrupted one is
+    test_cluster_faults_retrieval's.)"""
+    import sample_efficiency_retrieval as study_module
+    monkeypatch.setenv('VAPT_PRETRAIN_CACHE', str(shared_cache(tmp_path_factory)))
+    checkpoint = study_module.pretrained_tiny_clip(study_module.make_recipe('tiny'))
+    study = study_module.Study.tiny(tmp_path, checkpoint, 40, steps=4, batch_size=32,
+                                    num_tokens=8, threads=1)
+    real_run, commands = study_module.run, []
+
+    def killed_after_two_steps(args, threads):
+        if 'train_retrieval.py' in args[0]:
+            commands.append(args)
+            if len(commands) == 1:
+                real_run([*args, '--exit-after-steps', '2'], threads)
+                raise RuntimeError('the study process died')
+        return real_run(args, threads)
+
+    monkeypatch.setattr(study_module, 'run', killed_after_two_steps)
+    with pytest.raises(RuntimeError, match='died'):
+        study.train_eval('vapt', 0.5, 0, 0.01)
+    run = tmp_path / 'runs' / 'vapt-f0.5-s0-lr0.01'
+    before = study_module.validation_curve(run / 'results.jsonl')
+    spent = json.loads(run.with_name(run.name + '.started.json').read_text())['seconds']
+    row = study.train_eval('vapt', 0.5, 0, 0.01)
+    assert '--resume' not in commands[0] and commands[1][-2:] == ['--resume', 'latest']
+    assert [step for step, _ in before] == [1, 2] and row['curve'][:2] == before
+    assert [step for step, _ in row['curve']] == [1, 2, 3, 4]
+    assert row['seconds'] > spent > 0 and 0 <= row['metric'] <= 100

@@ -69,6 +69,59 @@ def test_study_reuses_only_runs_of_the_same_settings(study):
     assert 'use another --out-dir for other settings' in other.stderr
 
 
+def test_an_interrupted_run_resumes_where_it_stopped(study, tmp_path, monkeypatch):
+    """A stop signal at iteration 3 of 20 saves a checkpoint and ends the run (exit 75); the
+    next call goes on from it, and its row and learning curve equal an uninterrupted run's."""
+    import signal
+
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    from vapt_mm.cluster import stop
+    out, _ = study
+    monkeypatch.setenv('VAPT_PRETRAIN_CACHE', str(out.parent / 'cache'))  # the study's ViT
+    backbone = sample_efficiency_seg.tiny_backbone('tiny', 'default')
+    (data, ) = out.glob('data_*')
+
+    class SignalAt(Hook):
+        def __init__(self, iteration: int) -> None:
+            self.iteration = iteration
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if runner.iter + 1 == self.iteration:
+                signal.raise_signal(signal.SIGTERM)
+
+    class StoppedRunner(Runner):
+        @classmethod
+        def from_cfg(cls, cfg):
+            runner = Runner.from_cfg(cfg)
+            runner.register_hook(SignalAt(3))
+            return runner
+
+    def run(work_dir):
+        return sample_efficiency_seg.run_one('vapt', 0.5, 0, 20, data, backbone, work_dir)
+
+    handlers = {s: signal.getsignal(s) for s in stop.STOP_SIGNALS}
+    try:
+        monkeypatch.setattr(sample_efficiency_seg, 'Runner', StoppedRunner)
+        with pytest.raises(SystemExit) as stopped:
+            run(tmp_path / 'stopped')
+        assert stopped.value.code == 75
+        assert sorted(p.name for p in (tmp_path / 'stopped').glob('*.pth')) == ['iter_3.pth']
+        assert not (tmp_path / 'stopped' / 'result.json').exists()
+        spent = json.loads((tmp_path / 'stopped' / 'started.json').read_text())['seconds']
+        monkeypatch.setitem(stop._received, 'signum', 0)
+        monkeypatch.setattr(sample_efficiency_seg, 'Runner', Runner)
+        resumed = run(tmp_path / 'stopped')
+        whole = run(tmp_path / 'whole')
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert [step for step, _ in resumed['curve']] == list(range(2, 21, 2))
+    assert resumed['curve'] == whole['curve'] and resumed['metric'] == whole['metric']
+    assert resumed['seconds'] > spent > 0
+
+
 def test_prompt_adaptivity_retests_a_vapt_run_and_refuses_others(study, tmp_path):
     out, _ = study
     run = out / 'runs' / 'vapt_f0.5_s0_it2'
