@@ -39,9 +39,11 @@ Writes ``OUT/table.md``, ``OUT/plot.png``, ``OUT/rows.json``, the learning curve
 their gates ``OUT/curves.png`` and ``OUT/gates.md`` (``studies/learning_curves.py``) and,
 with VAPT and another method, ``OUT/paired.md`` and ``OUT/paired.png``
 (``studies/study_report.py``). The ``powered`` preset (real backbone only) is the regime
-issue #29 asks for: 168 px (a 12x12 grid), 1,000 iterations, fractions 10% and 100%, 3
-seeds. It has not run here: a 112 px iteration took 1.3 s on these 2 cores (two runs at a
-time); at 168 px (2.1x the tokens) a run needs ~45 min and the 30 runs ~11 hours.
+issue #29 asks for, at the cheapest grid: 112 px (8x8), 1,000 iterations, fractions 10%
+and 100%, 3 seeds, each method at its lr chosen by ``select_lr_seg.py`` at the same
+schedule (docs/studies/real_backbone.md). On these 2 cores a run takes 7-17 minutes, one
+run a core, and the 30 runs ~3.8 hours with two at a time; ``--size 168`` (a 12x12 grid)
+costs ~2.3x that.
 """
 from __future__ import annotations
 
@@ -95,9 +97,9 @@ PRESETS = {
                       size=112),
         'full': dict(fractions=(0.01, 0.05, 0.2, 1.0), seeds=(0, 1, 2), iters=100, train=400,
                      val=100, size=112),
-        # The regime #29 asks for: a 12x12 patch grid, 1,000 iterations, two fractions.
+        # The regime #29 asks for: 1,000 iterations (10x the full preset's), two fractions.
         'powered': dict(fractions=(0.1, 1.0), seeds=(0, 1, 2), iters=1000, train=400,
-                        val=100, size=168),
+                        val=100, size=112),
     },
 }
 
@@ -341,7 +343,7 @@ def parse_lrs(parser: argparse.ArgumentParser, items: Sequence[str],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', choices=('quick', 'full', 'powered'), default='full',
-                        help='powered: --backbone dinov2 only, 12x12 grid, 1,000 iterations')
+                        help='powered: --backbone dinov2 only, 1,000 iterations')
     parser.add_argument('--quick', action='store_const', const='quick', dest='preset',
                         help='the quick preset (~10 min tiny, ~25 min dinov2)')
     parser.add_argument('--backbone', choices=BACKBONES, default='tiny',
