@@ -14,7 +14,7 @@ digits no reported image holds). The default grids: AdamW
 otherwise); SGD the official VAPT code's prompt base lrs {0.25, 1, 2.5, 10, 50}
 x batch/256 (its tune_fgvc.py sweeps 0.1 to 50). Prints
 a Markdown table of the mean val mIoU per method and lr and each method's
-best lr; finished runs in ``OUT/lr<LR>/runs`` are reused.
+best lr, then every run's learning curve; finished runs in ``OUT/lr<LR>/runs`` are reused.
 """
 from __future__ import annotations
 
@@ -40,6 +40,23 @@ def finished_results(out_dir: Path) -> Dict[float, List[dict]]:
     """The finished runs of every lr already searched in ``out_dir`` (``lr<LR>/runs``)."""
     return {float(folder.name[2:]): collect_rows(str(folder))
             for folder in sorted(out_dir.glob('lr*')) if list(folder.glob('runs/*/result.json'))}
+
+
+def curve_table(results: Dict[float, List[dict]], methods: List[str]) -> str:
+    """Markdown: the learning curve (mean val mIoU over the runs at each validation step)
+    of every method and lr searched, a row each."""
+    rows = [(m, lr, [r['curve'] for r in runs if r['method'] == m and r.get('curve')])
+            for m in methods for lr, runs in sorted(results.items())]
+    rows = [(m, lr, curves) for m, lr, curves in rows if curves]
+    if not rows:
+        return ''
+    steps = [step for step, _ in rows[0][2][0]]
+    lines = ['| method | lr | ' + ' | '.join(f'{step}' for step in steps) + ' |',
+             '|---|---:|' + '---:|' * len(steps)]
+    for method, lr, curves in rows:
+        means = [sum(c[i][1] for c in curves) / len(curves) for i in range(len(steps))]
+        lines.append(f'| {method} | {lr:g} | ' + ' | '.join(f'{v:.2f}' for v in means) + ' |')
+    return '\n'.join(lines)
 
 
 def main() -> None:
@@ -92,6 +109,9 @@ def main() -> None:
         # With the lrs searched before in ``out_dir`` (e.g. by other --methods/--lrs calls).
         results = {**finished_results(out_dir), **results}
     table = selection_table(results, methods)
+    curves = curve_table(results, methods)
+    if curves:
+        table += '\n\nLearning curves (val mIoU at each validation step):\n\n' + curves
     (out_dir / 'selection.md').write_text(table + '\n')
     print(table)
 

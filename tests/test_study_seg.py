@@ -178,15 +178,18 @@ def test_lr_selection_uses_its_own_draw_and_reports_each_methods_best(tmp_path):
         '0.1', '--fractions', '0.5', '--seeds', '0', '--iters', '2', '--train', '4', '--val', '2',
         '--out-dir', str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = {}
+    metrics, curves = {}, {}
     for lr in ('0.001', '0.1'):
         assert sorted(p.name for p in (out / f'lr{lr}').glob('data_*')) == ['data_4_2_seed1']
         (row, ) = json.loads((out / f'lr{lr}' / 'rows.json').read_text())
         metrics[lr] = row['metric']
+        curves[lr] = ' | '.join(f'{value:.2f}' for _, value in row['curve'])
     best = max(metrics, key=metrics.get)
     expected = f"| vapt | {metrics['0.001']:.2f} | {metrics['0.1']:.2f} | {float(best):g} |"
     assert expected in (out / 'selection.md').read_text()
     assert expected in result.stdout
+    assert '| method | lr | 1 | 2 |' in result.stdout  # and each run's learning curve
+    assert all(f'| vapt | {lr} | {curves[lr]} |' in result.stdout for lr in curves)
 
 
 def test_real_backbone_configs_take_the_study_crop_and_the_papers_sgd():
