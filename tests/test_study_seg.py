@@ -102,6 +102,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(study, tmp_path, monkeypatc
         return sample_efficiency_seg.run_one('vapt', 0.5, 0, 20, data, backbone, work_dir)
 
     handlers = {s: signal.getsignal(s) for s in stop.STOP_SIGNALS}
+    received = stop._received['signum']
     try:
         monkeypatch.setattr(sample_efficiency_seg, 'Runner', StoppedRunner)
         with pytest.raises(SystemExit) as stopped:
@@ -110,11 +111,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(study, tmp_path, monkeypatc
         assert sorted(p.name for p in (tmp_path / 'stopped').glob('*.pth')) == ['iter_3.pth']
         assert not (tmp_path / 'stopped' / 'result.json').exists()
         spent = json.loads((tmp_path / 'stopped' / 'started.json').read_text())['seconds']
-        monkeypatch.setitem(stop._received, 'signum', 0)
+        stop._received['signum'] = received  # the signal is handled: the next run goes on
         monkeypatch.setattr(sample_efficiency_seg, 'Runner', Runner)
         resumed = run(tmp_path / 'stopped')
         whole = run(tmp_path / 'whole')
-    finally:
+    finally:  # the process's stop state as before, for the tests that follow
+        stop._received['signum'] = received
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
     assert [step for step, _ in resumed['curve']] == list(range(2, 21, 2))
