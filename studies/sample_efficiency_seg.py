@@ -41,9 +41,10 @@ with VAPT and another method, ``OUT/paired.md`` and ``OUT/paired.png``
 (``studies/study_report.py``). The ``powered`` preset (real backbone only) is the regime
 issue #29 asks for, at the cheapest grid: 112 px (8x8), 1,000 iterations, fractions 10%
 and 100%, 3 seeds, each method at its lr chosen by ``select_lr_seg.py`` at the same
-schedule (docs/studies/real_backbone.md). On these 2 cores a run takes 7-17 minutes, one
-run a core, and the 30 runs ~3.8 hours with two at a time; ``--size 168`` (a 12x12 grid)
-costs ~2.3x that.
+schedule (``lrs``; the search's runs are kept in ``studies/records/``,
+docs/studies/real_backbone.md). On these 2 cores a run takes 8-21 minutes, one run a core,
+and the 30 runs ~4 hours with two at a time; ``--size 168`` (a 12x12 grid) costs ~2.3x
+that.
 """
 from __future__ import annotations
 
@@ -97,9 +98,13 @@ PRESETS = {
                       size=112),
         'full': dict(fractions=(0.01, 0.05, 0.2, 1.0), seeds=(0, 1, 2), iters=100, train=400,
                      val=100, size=112),
-        # The regime #29 asks for: 1,000 iterations (10x the full preset's), two fractions.
+        # The regime #29 asks for: 1,000 iterations (10x the full preset's), two fractions,
+        # each method's lr the best of select_lr_seg.py at this schedule (selection draw,
+        # 100%, seed 0; runs in studies/records/select_lr_dinov2_seg_1000it).
         'powered': dict(fractions=(0.1, 1.0), seeds=(0, 1, 2), iters=1000, train=400,
-                        val=100, size=112),
+                        val=100, size=112,
+                        lrs={'head-only': 0.1, 'vpt-deep': 3e-2, 'vapt': 1e-2,
+                             'vapt-gate': 3e-2, 'full-ft': 3e-4}),
     },
 }
 
@@ -381,12 +386,13 @@ def main() -> None:
     args = parser.parse_args()
     methods = args.methods or list(METHODS)
     check_backbone_options(parser, args.backbone, methods, args.optimizer, args.size)
-    lrs = parse_lrs(parser, args.lr, METHODS + VARIANTS)
     torch.set_num_threads(args.threads)
     name = args.preset
     if name not in PRESETS[args.backbone]:
         parser.error(f'--preset {name} exists for --backbone dinov2 only')
     preset = PRESETS[args.backbone][name]
+    # The preset's chosen lrs, unless --lr names another.
+    lrs = {**preset.get('lrs', {}), **parse_lrs(parser, args.lr, METHODS + VARIANTS)}
     default_out = {'tiny': f'work_dirs/sample_efficiency_seg_{name}',
                    'dinov2': f'work_dirs/study_dinov2_seg_{name}'}[args.backbone]
     run_study(methods, args.fractions or preset['fractions'], args.seeds or preset['seeds'],
