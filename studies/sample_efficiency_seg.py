@@ -104,7 +104,7 @@ PRESETS = {
         'powered': dict(fractions=(0.1, 1.0), seeds=(0, 1, 2), iters=1000, train=400,
                         val=100, size=112,
                         lrs={'head-only': 0.1, 'vpt-deep': 3e-2, 'vapt': 1e-2,
-                             'vapt-gate': 3e-2, 'full-ft': 3e-4}),
+                             'vapt-gate': 0.1, 'full-ft': 3e-4}),
     },
 }
 
