@@ -28,11 +28,10 @@ def test_the_powered_presets_lrs_are_what_the_recorded_selection_chose():
     preset = PRESETS['dinov2']['powered']
     results = finished_results(SELECTION)
     for method, lr in preset['lrs'].items():
-        scores = {searched: row['metric'] for searched, rows in results.items()
-                  for row in rows if row['method'] == method}
+        rows = [row for rows in results.values() for row in rows if row['method'] == method]
+        scores = {row['lr']: row['metric'] for row in rows}
         assert max(scores, key=scores.get) == lr, (method, scores)
         assert min(scores) < lr < max(scores), (method, 'the best lr is at an edge')
-        rows = [row for rows in results.values() for row in rows if row['method'] == method]
         # Each searched at the preset's own schedule, with its learning curve.
         assert all(row['curve'][-1][0] == preset['iters'] and len(row['curve']) == 10
                    for row in rows)
